@@ -1,0 +1,111 @@
+"""The ingestion job: `build(p, cfg)` wires the stages, `run(argv)` parses, launches and summarises."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import time
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import summary
+from pipelines.options import IngestOptions, RunConfig, UsageError, help_parser, to_config
+from pipelines.runners import pin_offline_runner
+from transforms.extract import Extract
+from transforms.read import ReadFiles
+from transforms.write import WriteDatasets, staging_dir
+
+
+def build(p: beam.Pipeline, cfg: RunConfig):
+    """Wire read -> extract -> ... -> write. Returns the manifest PCollection (one element)."""
+    read = p | "ReadFiles" >> ReadFiles(cfg.inputs, cfg.read)
+    raw = read["raw"]
+    records_read = (raw, read["rejects"]) | "AllRecords" >> beam.Flatten() | "CountRead" >> beam.combiners.Count.Globally()
+    extracted = raw | "Extract" >> Extract(cfg.extract)
+    articles = extracted["articles"]
+    rejects = (read["rejects"], extracted["rejects"]) | "AllRejects" >> beam.Flatten()
+    return {"articles": articles, "rejects": rejects} | "Write" >> WriteDatasets(
+        cfg.write, counts={"records_read": records_read}
+    )
+
+
+def _quiet_logging(verbose: bool) -> None:
+    level = logging.INFO if verbose else logging.ERROR
+    logging.getLogger().setLevel(level)
+    for name in ("apache_beam", "trafilatura", "htmldate", "courlan", "charset_normalizer"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
+
+
+def _check_inputs(cfg: RunConfig) -> list[str]:
+    """Fail fast on a literal path that does not exist; warn on globs that match nothing."""
+    warnings = []
+    for pattern in cfg.inputs:
+        try:
+            found = FileSystems.match([pattern])[0].metadata_list
+        except Exception:  # noqa: BLE001 - Beam raises a bare error when the folder is missing
+            found = []
+        if not found:
+            if any(c in pattern for c in "*?["):
+                warnings.append(f"--input {pattern!r} matched no files")
+            else:
+                raise UsageError(f"--input {pattern!r}: no such file")
+    return warnings
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of `news-ingest` and `python -m pipelines.ingest`; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        from pipelines import report
+
+        return report.main(argv[1:])
+    if any(a in ("-h", "--help") for a in argv):
+        help_parser().print_help()
+        return 0
+    verbose = "--verbose" in argv
+    _quiet_logging(verbose)
+    started = time.monotonic()
+    try:
+        known, _ = help_parser().parse_known_args(argv)
+        del known  # argparse validates types; PipelineOptions keeps the values
+        options = PipelineOptions(argv)
+        cfg = to_config(options.view_as(IngestOptions))
+        if not cfg.inputs:
+            raise UsageError("nothing to read: give --input")
+        warnings = _check_inputs(cfg)
+        runner = pin_offline_runner(options)
+        stage = staging_dir(cfg.output, cfg.run_date)
+        if FileSystems.exists(stage):
+            # Left behind by a crashed run of the same date; nothing in it was ever published.
+            FileSystems.delete([stage])
+        with beam.Pipeline(options=options) as p:
+            build(p, cfg)
+        result = p.result
+        return summary.finish(cfg, result, runner, time.monotonic() - started, warnings)
+    except UsageError as e:
+        print(f"news-ingest: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # argparse already printed its one-line message
+        return int(e.code or 0)
+    except KeyboardInterrupt:
+        print("news-ingest: interrupted; the previous output is unchanged", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the user interface is one line, not a traceback
+        if verbose:
+            raise
+        print(f"news-ingest: error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+              " (run with --verbose for details)", file=sys.stderr)
+        return 1
+
+
+def main() -> None:
+    """Console-script wrapper."""
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Command-line options and their translation into frozen per-stage configs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+from typing import Optional
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.extract import ExtractConfig
+from transforms.read import ReadConfig
+from transforms.write import WriteConfig
+
+# Stage modules that contribute flags: each has add_arguments(parser) and a Config.from_options(opts).
+STAGE_MODULES: list[str] = []
+
+
+def _stage_modules():
+    import importlib
+
+    return [importlib.import_module(name) for name in STAGE_MODULES]
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {value!r}") from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number: {value!r}")
+    return n
+
+
+class IngestOptions(PipelineOptions):
+    """Flags of `news-ingest`; any other flag is passed on to Beam."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        g = parser.add_argument_group("input and output")
+        g.add_argument(
+            "--input",
+            action="append",
+            default=None,
+            help="File glob to read (repeatable): .txt, .html/.htm, .jsonl/.json, any of them .gz; "
+            "local paths or gs:// / s3:// URLs; ** matches across folders.",
+        )
+        g.add_argument("--output", default=None, help="Output folder (local, gs:// or s3://). Required.")
+        g.add_argument(
+            "--run-date",
+            dest="run_date",
+            default=None,
+            help="The run's name, YYYY-MM-DD (default: today in UTC). Rerunning a date replaces its files.",
+        )
+        g.add_argument(
+            "--max-file-mb",
+            dest="max_file_mb",
+            type=float,
+            default=50.0,
+            help="Files larger than this (after gunzip) become 'too_large' rejects (default 50).",
+        )
+        g.add_argument(
+            "--write-shards",
+            dest="write_shards",
+            type=int,
+            default=1,
+            help="Parquet files per dataset partition and run (default 1; raise for very large days).",
+        )
+        g.add_argument("--verbose", action="store_true", default=False, help="Show Beam's logs and full tracebacks.")
+        for module in _stage_modules():
+            module.add_arguments(parser)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything `build()` needs, resolved from the command line once."""
+
+    inputs: tuple[str, ...]
+    output: str
+    run_date: dt.date
+    verbose: bool
+    read: ReadConfig
+    extract: ExtractConfig
+    write: WriteConfig
+    stages: dict = dataclasses.field(default_factory=dict)  # stage module name -> its frozen config
+
+
+class UsageError(Exception):
+    """A command-line mistake, reported as one line."""
+
+
+def help_parser() -> argparse.ArgumentParser:
+    """An argparse parser with the product's flags, for --help and validation."""
+    parser = argparse.ArgumentParser(
+        prog="news-ingest",
+        description="Ingest news articles into deduplicated, entity-tagged, Hive-partitioned Parquet.",
+        epilog="Any other --flag is passed to Apache Beam (e.g. --runner, --direct_num_workers, --project). "
+        "`news-ingest report DIR` rebuilds a run report.",
+    )
+    IngestOptions._add_argparse_args(parser)
+    return parser
+
+
+def to_config(opts: IngestOptions, now: Optional[dt.datetime] = None) -> RunConfig:
+    """Validate options and build the per-stage configs."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if not opts.output:
+        raise UsageError("--output is required")
+    try:
+        run_date = dt.date.fromisoformat(opts.run_date) if opts.run_date else now.date()
+    except ValueError:
+        raise UsageError(f"--run-date must be YYYY-MM-DD, got {opts.run_date!r}") from None
+    if opts.max_file_mb <= 0:
+        raise UsageError("--max-file-mb must be positive")
+    if opts.write_shards < 1:
+        raise UsageError("--write-shards must be at least 1")
+    output = opts.output.rstrip("/") or "/"
+    stages = {m.__name__.rsplit(".", 1)[-1]: m.config_from_options(opts, run_date=run_date, output=output) for m in _stage_modules()}
+    return RunConfig(
+        inputs=tuple(opts.input or ()),
+        output=output,
+        run_date=run_date,
+        verbose=bool(opts.verbose),
+        read=ReadConfig(max_bytes=int(opts.max_file_mb * 1024 * 1024)),
+        extract=ExtractConfig(),
+        write=WriteConfig(output=output, run_date=run_date, ingested_at=now, shards=opts.write_shards),
+        stages=stages,
+    )

@@ -1,0 +1,58 @@
+"""End-of-run summary: counts from the committed manifest, the nothing-lost check, and the exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.write import read_manifest
+
+
+def _rows_by(output: str, rel_paths: list[str], column: str) -> Counter:
+    counts: Counter = Counter()
+    for rel in rel_paths:
+        with FileSystems.open(FileSystems.join(output, rel)) as f:
+            counts.update(pq.read_table(f, columns=[column]).column(column).to_pylist())
+    return counts
+
+
+def check(manifest: dict, output: str) -> dict:
+    """Totals per dataset and the invariant read == articles + duplicates + rejects."""
+    rows = {name: sum(f["rows"] for f in files) for name, files in manifest["datasets"].items()}
+    read = manifest["counts"].get("records_read", 0)
+    accounted = rows.get("articles", 0) + rows.get("duplicates", 0) + rows.get("rejects", 0)
+    reasons = _rows_by(output, [f["path"] for f in manifest["datasets"].get("rejects", [])], "reason")
+    return {"read": read, "rows": rows, "accounted": accounted, "ok": read == accounted, "reject_reasons": reasons}
+
+
+def finish(cfg, result, runner: str, wall_s: float, warnings: list[str]) -> int:
+    """Print the summary; exit code 0 only when every record read is accounted for."""
+    manifest = read_manifest(cfg.output, cfg.run_date)
+    if manifest is None:
+        print("news-ingest: error: the run finished but committed no manifest", file=sys.stderr)
+        return 1
+    totals = check(manifest, cfg.output)
+    out = sys.stdout
+    print(f"news-ingest run {cfg.run_date.isoformat()} ({runner.rsplit('.', 1)[-1]}) in {wall_s:.1f}s", file=out)
+    for w in warnings:
+        print(f"  warning: {w}", file=out)
+    print(f"  records read      {totals['read']:>8}", file=out)
+    for name in ("articles", "duplicates", "rejects", "entities", "signatures"):
+        if name in totals["rows"]:
+            print(f"  {name:<17} {totals['rows'][name]:>8}", file=out)
+    for reason, n in sorted(totals["reject_reasons"].items()):
+        print(f"    rejected: {reason:<20} {n:>6}", file=out)
+    print(f"  output            {cfg.output}", file=out)
+    for name in sorted(manifest["datasets"]):
+        print(f"    {FileSystems.join(cfg.output, name)}", file=out)
+    if not totals["ok"]:
+        print(
+            f"news-ingest: error: {totals['read']} records read but {totals['accounted']} accounted for "
+            "(articles + duplicates + rejects)",
+            file=sys.stderr,
+        )
+        return 3
+    return 0

@@ -1,0 +1,195 @@
+"""One pyarrow schema per output dataset, and the functions that turn elements into its rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+from schemas.elements import Article, Duplicate, Reject, Signature
+
+_TS = pa.timestamp("us", tz="UTC")
+
+REMOVED_TYPE = pa.list_(pa.struct([("rule_id", pa.string()), ("text", pa.string())]))
+ENTITY_TYPE = pa.list_(
+    pa.struct(
+        [
+            ("text", pa.string()),
+            ("label", pa.string()),
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+            ("canonical", pa.string()),
+        ]
+    )
+)
+
+ARTICLES = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("input_ref", pa.string()),
+        ("title", pa.string()),
+        ("author", pa.string()),
+        ("published_at", _TS),
+        ("date_source", pa.string()),
+        ("language", pa.string()),
+        ("text", pa.string()),
+        ("word_count", pa.int32()),
+        ("content_hash", pa.string()),
+        ("content_source", pa.string()),
+        ("agency", pa.string()),
+        ("tags", pa.list_(pa.string())),
+        ("sources", pa.list_(pa.string())),
+        ("removed", REMOVED_TYPE),
+        ("cluster_id", pa.string()),
+        ("duplicate_count", pa.int32()),
+        ("entities", ENTITY_TYPE),
+        ("ingested_at", _TS),
+        ("run_date", pa.date32()),
+    ]
+)
+
+DUPLICATES = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("similarity", pa.float64()),
+        ("match", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("title", pa.string()),
+        ("input_ref", pa.string()),
+        ("published_at", _TS),
+        ("ingested_at", _TS),
+        ("run_date", pa.date32()),
+    ]
+)
+
+ENTITIES = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("source", pa.string()),
+        ("entity", pa.string()),
+        ("label", pa.string()),
+        ("mentions", pa.int32()),
+        ("first_offset", pa.int32()),
+        ("run_date", pa.date32()),
+    ]
+)
+
+# run_date is the Hive partition of rejects and signatures, so it is not repeated inside the files.
+REJECTS = pa.schema(
+    [
+        ("input_ref", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("excerpt", pa.string()),
+    ]
+)
+
+SIGNATURES = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("content_hash", pa.string()),
+        ("minhash", pa.list_(pa.uint64())),
+        ("published_at", _TS),
+    ]
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """An output dataset: its folder name, schema, Hive partition key and row sort key."""
+
+    name: str
+    schema: pa.Schema
+    partition_key: str  # "published_date" | "run_date"
+    sort_key: tuple[str, ...]
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset("articles", ARTICLES, "published_date", ("article_id", "input_ref")),
+        Dataset("duplicates", DUPLICATES, "published_date", ("article_id", "input_ref")),
+        Dataset("entities", ENTITIES, "published_date", ("article_id", "entity", "label")),
+        Dataset("rejects", REJECTS, "run_date", ("input_ref", "stage", "reason")),
+        Dataset("signatures", SIGNATURES, "run_date", ("article_id",)),
+    )
+}
+
+
+def _date(value: dt.datetime | None, run_date: dt.date) -> dt.date:
+    return value.astimezone(dt.timezone.utc).date() if value else run_date
+
+
+def article_row(a: Article, run_date: dt.date, ingested_at: dt.datetime) -> tuple[dt.date, dict[str, Any]]:
+    """(partition date, row) for the articles dataset."""
+    row = {
+        "article_id": a.article_id,
+        "source": a.source,
+        "url": a.url,
+        "input_ref": a.input_ref,
+        "title": a.title,
+        "author": a.author,
+        "published_at": a.published_at,
+        "date_source": a.date_source,
+        "language": a.language,
+        "text": a.text,
+        "word_count": a.word_count,
+        "content_hash": a.content_hash,
+        "content_source": a.content_source,
+        "agency": a.agency,
+        "tags": list(a.tags),
+        "sources": list(a.sources),
+        "removed": [dataclasses.asdict(r) for r in a.removed],
+        "cluster_id": a.cluster_id,
+        "duplicate_count": a.duplicate_count,
+        "entities": [dataclasses.asdict(e) for e in a.entities],
+        "ingested_at": ingested_at,
+        "run_date": run_date,
+    }
+    return _date(a.published_at, run_date), row
+
+
+def duplicate_row(d: Duplicate, run_date: dt.date, ingested_at: dt.datetime) -> tuple[dt.date, dict[str, Any]]:
+    """(partition date, row) for the duplicates dataset."""
+    row = dataclasses.asdict(d)
+    row.update(ingested_at=ingested_at, run_date=run_date)
+    return _date(d.published_at, run_date), row
+
+
+def entity_rows(a: Article, run_date: dt.date) -> Iterator[tuple[dt.date, dict[str, Any]]]:
+    """One row per (article, canonical entity, label), in first-mention order."""
+    agg: dict[tuple[str, str], list[int]] = {}
+    for m in a.entities:
+        count_first = agg.setdefault((m.canonical, m.label), [0, m.start])
+        count_first[0] += 1
+        count_first[1] = min(count_first[1], m.start)
+    part = _date(a.published_at, run_date)
+    for (entity, label), (mentions, first) in sorted(agg.items(), key=lambda kv: (kv[1][1], kv[0])):
+        yield part, {
+            "article_id": a.article_id,
+            "source": a.source,
+            "entity": entity,
+            "label": label,
+            "mentions": mentions,
+            "first_offset": first,
+            "run_date": run_date,
+        }
+
+
+def reject_row(r: Reject, run_date: dt.date) -> tuple[dt.date, dict[str, Any]]:
+    """(partition date, row) for the rejects dataset."""
+    return run_date, dataclasses.asdict(r)
+
+
+def signature_row(s: Signature, run_date: dt.date) -> tuple[dt.date, dict[str, Any]]:
+    """(partition date, row) for the signatures dataset."""
+    row = dataclasses.asdict(s)
+    row["minhash"] = list(s.minhash)
+    return run_date, row

@@ -1,0 +1,146 @@
+"""Element types passed between pipeline stages (one per stage boundary)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from typing import Optional
+
+# Reject reason codes are part of the output contract: keep them short and stable.
+EXCERPT_CHARS = 500
+
+_WS = re.compile(r"\s+")
+
+
+def normalize_for_hash(text: str) -> str:
+    """Text normalised for identity: NFKC, case-folded, whitespace collapsed."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def stable_hash(value: str, length: int = 16) -> str:
+    """A short hex digest that is identical on every machine and runner."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:length]
+
+
+@dataclasses.dataclass(frozen=True)
+class RawArticle:
+    """One input record as read from a file or a feed, before any extraction."""
+
+    input_ref: str  # provenance: path, path:line for JSONL, or the fetched URL
+    source: str
+    content: str  # decoded text or HTML
+    content_type: str  # "text" | "html"
+    url: Optional[str] = None
+    title: Optional[str] = None
+    published: Optional[str] = None  # unparsed date string from JSON or a feed entry
+    author: Optional[str] = None
+    summary: Optional[str] = None  # feed entry summary, the fallback when a page yields nothing
+    origin: str = "file"  # "file" | "jsonl" | "feed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Removed:
+    """One line or span the cleaner removed, and the rule that removed it."""
+
+    rule_id: str
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class EntityMention:
+    """One entity mention in an article's text, with its per-article canonical name."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+    canonical: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Article:
+    """An article after extraction; later stages fill in more fields with `dataclasses.replace`."""
+
+    input_ref: str
+    source: str
+    text: str
+    url: Optional[str] = None
+    title: Optional[str] = None
+    author: Optional[str] = None
+    published_at: Optional[dt.datetime] = None  # timezone-aware UTC
+    date_source: str = "run"  # "published" (metadata) | "dateline" (text) | "run"
+    language: Optional[str] = None
+    content_source: str = "text"  # "text" | "html" | "feed_page" | "feed_summary"
+    agency: Optional[str] = None
+    tags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    removed: tuple[Removed, ...] = ()
+    cluster_id: Optional[str] = None
+    duplicate_count: int = 0
+    entities: tuple[EntityMention, ...] = ()
+
+    @property
+    def content_hash(self) -> str:
+        return stable_hash(normalize_for_hash(self.text))
+
+    @property
+    def article_id(self) -> str:
+        # A canonical URL names a story better than its text, which cleaning may still change.
+        if self.url:
+            return stable_hash("url:" + self.url)
+        return stable_hash("text:" + normalize_for_hash(self.text))
+
+    @property
+    def word_count(self) -> int:
+        return len(self.text.split())
+
+    def partition_date(self, run_date: dt.date) -> dt.date:
+        return self.published_at.date() if self.published_at else run_date
+
+
+@dataclasses.dataclass(frozen=True)
+class Duplicate:
+    """An article that was not kept because it repeats a canonical one."""
+
+    article_id: str
+    duplicate_of: str
+    similarity: float
+    match: str  # "exact" | "near"
+    source: str
+    input_ref: str
+    url: Optional[str] = None
+    title: Optional[str] = None
+    published_at: Optional[dt.datetime] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """A canonical article's dedup fingerprint, persisted so later runs can match against it."""
+
+    article_id: str
+    content_hash: str
+    minhash: tuple[int, ...]
+    published_at: Optional[dt.datetime] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    """An input record that could not become an article, with the stage and a stable reason code."""
+
+    input_ref: str
+    stage: str
+    reason: str
+    detail: str
+    excerpt: Optional[str] = None
+
+    @classmethod
+    def of(cls, input_ref: str, stage: str, reason: str, detail: str, content: str | bytes | None = None):
+        excerpt = None
+        if isinstance(content, bytes):
+            content = content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+        if content:
+            excerpt = content[:EXCERPT_CHARS]
+        return cls(input_ref=input_ref, stage=stage, reason=reason, detail=detail, excerpt=excerpt)

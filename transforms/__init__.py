@@ -1,0 +1,1 @@
+"""Pipeline stages, one composite PTransform per module."""
