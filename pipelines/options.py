@@ -123,7 +123,10 @@ def to_config(opts: IngestOptions, now: Optional[dt.datetime] = None) -> RunConf
     if opts.write_shards < 1:
         raise UsageError("--write-shards must be at least 1")
     output = opts.output.rstrip("/") or "/"
-    stages = {m.__name__.rsplit(".", 1)[-1]: m.config_from_options(opts, run_date=run_date, output=output) for m in _stage_modules()}
+    stages = {
+        m.__name__.rsplit(".", 1)[-1]: m.config_from_options(opts, run_date=run_date, output=output, now=now)
+        for m in _stage_modules()
+    }
     return RunConfig(
         inputs=tuple(opts.input or ()),
         output=output,
