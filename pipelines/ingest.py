@@ -73,6 +73,8 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         known, _ = help_parser().parse_known_args(argv)
         del known  # argparse validates types; PipelineOptions keeps the values
         options = PipelineOptions(argv)
+        # Driver-side file access (checks, commit, summary, report) needs the same S3/GCS settings as workers.
+        FileSystems.set_options(options)
         cfg = to_config(options.view_as(IngestOptions))
         if not cfg.inputs:
             raise UsageError("nothing to read: give --input")

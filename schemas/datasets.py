@@ -158,9 +158,8 @@ def article_row(a: Article, run_date: dt.date, ingested_at: dt.datetime) -> tupl
 
 def duplicate_row(d: Duplicate, run_date: dt.date, ingested_at: dt.datetime) -> tuple[dt.date, dict[str, Any]]:
     """(partition date, row) for the duplicates dataset."""
-    row = dataclasses.asdict(d)
-    row.update(ingested_at=ingested_at, run_date=run_date)
-    return _date(d.published_at, run_date), row
+    values = dict(dataclasses.asdict(d), ingested_at=ingested_at, run_date=run_date)
+    return _date(d.published_at, run_date), {k: values[k] for k in DUPLICATES.names}
 
 
 def entity_rows(a: Article, run_date: dt.date) -> Iterator[tuple[dt.date, dict[str, Any]]]:

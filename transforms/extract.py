@@ -19,6 +19,7 @@ from transforms.urls import canonical_url, host_of
 STAGE = "extract"
 _TAG = re.compile(r"<[^>]+>")
 _MIN_YEAR, _MAX_YEAR = 1900, 2100
+_HTML_LANG = re.compile(r"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,14 @@ def extract_html(content: str, url: Optional[str], cfg: ExtractConfig = ExtractC
     text = (meta.get("text") or "").strip()
     if not text:
         return {}
+    title = meta.get("title")
+    first, _, rest = text.partition("\n")
+    if title and rest.strip() and first.strip().casefold() == title.strip().casefold():
+        text = rest.strip()  # the page's <h1> repeats the title; keep it once, in `title`
+    lang = meta.get("language")
+    if not lang:
+        m = _HTML_LANG.search(content[:5000])
+        lang = m.group(1).lower() if m else None
     return {
         "text": unicodedata.normalize("NFC", text),
         "title": meta.get("title"),
@@ -81,7 +90,7 @@ def extract_html(content: str, url: Optional[str], cfg: ExtractConfig = ExtractC
         "date": meta.get("date"),
         "url": meta.get("url"),
         "sitename": meta.get("sitename"),
-        "language": meta.get("language"),
+        "language": lang,
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import posixpath
 import unicodedata
@@ -42,15 +41,24 @@ class ReadError(Exception):
         self.detail = detail
 
 
+_PREFERRED = ("cp1252", "iso8859_15", "latin_1", "utf_16", "cp1251", "gb18030", "shift_jis", "euc_kr")
+
+
+def _preference(encoding: str) -> int:
+    return _PREFERRED.index(encoding) if encoding in _PREFERRED else len(_PREFERRED)
+
+
 def decode(data: bytes) -> str:
     """UTF-8 first (with or without BOM), then charset detection; NFC-normalised."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        best = charset_normalizer.from_bytes(data).best()
-        # A low-coherence guess is mojibake in waiting: better a reject than garbage text.
-        if best is None or best.chaos > 0.3:
+        # A chaotic guess is mojibake in waiting: better a reject than garbage text.
+        matches = [m for m in charset_normalizer.from_bytes(data) if m.chaos <= 0.3]
+        if not matches:
             raise ReadError("undecodable", "not UTF-8 and no text encoding could be detected") from None
+        # Ties between single-byte code pages are common; news in Latin script is most often cp1252.
+        best = min(matches, key=lambda m: (round(m.chaos, 2), _preference(m.encoding), -m.coherence))
         text = str(best)
     if "\x00" in text:
         raise ReadError("undecodable", "binary content (NUL bytes)")
@@ -89,10 +97,10 @@ def _kind(path: str) -> tuple[str, bool]:
     return "unknown", gz
 
 
-def _json_records(path: str, text: str) -> Iterator[tuple[str, Union[str, object]]]:
+def _json_records(path: str, text: str, whole_file: bool) -> Iterator[tuple[str, Union[str, object]]]:
     """(input_ref, parsed value or the raw line when it is not JSON)."""
     stripped = text.lstrip()
-    if stripped.startswith("["):
+    if whole_file and stripped.startswith("["):
         # A .json file holding one array is a common export shape; each element is a record.
         try:
             values = json.loads(stripped)
@@ -156,7 +164,7 @@ def parse_file(path: str, data: bytes, cfg: ReadConfig) -> Iterator[Union[RawArt
         return
     if kind == "jsonl":
         lines = text.splitlines()
-        for ref, value in _json_records(path, text):
+        for ref, value in _json_records(path, text, whole_file=path.lower().removesuffix(".gz").endswith(".json")):
             line_no = int(ref.rsplit(":", 1)[1])
             raw_line = lines[line_no - 1] if line_no - 1 < len(lines) else ""
             if isinstance(value, ReadError):

@@ -115,6 +115,15 @@ class _WriteShardFn(beam.DoFn):
         yield {"kind": "file", "dataset": dataset, "rel": rel, "rows": table.num_rows}
 
 
+def _ensure_dir(path: str) -> None:
+    # Local renames need the folder; object stores have no folders and ignore this.
+    if not FileSystems.exists(path):
+        try:
+            FileSystems.mkdirs(path)
+        except OSError:
+            pass  # created concurrently, or not a concept on this filesystem
+
+
 def _match(pattern: str) -> list[str]:
     try:
         return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
@@ -133,8 +142,8 @@ def commit(cfg: WriteConfig, datasets: Iterable[str], entries: Iterable[dict]) -
     stage = staging_dir(cfg.output, cfg.run_date)
     srcs = [FileSystems.join(stage, e["rel"]) for e in files]
     dsts = [FileSystems.join(cfg.output, e["rel"]) for e in files]
-    for dst in dsts:
-        FileSystems.mkdirs(dst.rsplit("/", 1)[0]) if not FileSystems.exists(dst.rsplit("/", 1)[0]) else None
+    for parent in sorted({d.rsplit("/", 1)[0] for d in dsts}):
+        _ensure_dir(parent)
     if srcs:
         FileSystems.rename(srcs, dsts)
     keep = set(dsts)
@@ -165,9 +174,7 @@ def commit(cfg: WriteConfig, datasets: Iterable[str], entries: Iterable[dict]) -
 def write_json(path: str, value: dict) -> None:
     """Write JSON via a temporary name and a rename, so readers never see half a file."""
     tmp = path + ".tmp"
-    parent = path.rsplit("/", 1)[0]
-    if not FileSystems.exists(parent):
-        FileSystems.mkdirs(parent)
+    _ensure_dir(path.rsplit("/", 1)[0])
     with FileSystems.create(tmp) as f:
         f.write(json.dumps(value, indent=2, sort_keys=True, default=str).encode("utf-8"))
     FileSystems.rename([tmp], [path])

@@ -1,0 +1,92 @@
+"""Keeps element types and the Parquet schemas consistent: every row a converter builds fits its schema."""
+
+import dataclasses
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from schemas import datasets as ds
+from schemas.elements import Article, Duplicate, EntityMention, Reject, Removed, Signature, stable_hash
+
+RUN = dt.date(2026, 11, 23)
+AT = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.timezone.utc)
+PUB = dt.datetime(2025, 3, 22, 1, 33, tzinfo=dt.timezone.utc)
+
+ARTICLE = Article(
+    input_ref="/x/a.txt",
+    source="seeds",
+    text="NATO chief Mark Rutte spoke. Rutte said more.",
+    url="https://e.com/a",
+    title="T",
+    published_at=PUB,
+    date_source="dateline",
+    agency="AA",
+    tags=("NATO",),
+    sources=("El País",),
+    removed=(Removed("engagement.also_read", "Also read"),),
+    cluster_id="c1",
+    duplicate_count=2,
+    entities=(
+        EntityMention("Mark Rutte", "PERSON", 11, 21, "Mark Rutte"),
+        EntityMention("Rutte", "PERSON", 29, 34, "Mark Rutte"),
+        EntityMention("NATO", "ORG", 0, 4, "NATO"),
+    ),
+)
+ROWS = {
+    "articles": [ds.article_row(ARTICLE, RUN, AT)],
+    "duplicates": [ds.duplicate_row(Duplicate("d", "a", 0.9, "near", "s", "/x/b.txt", published_at=PUB), RUN, AT)],
+    "entities": list(ds.entity_rows(ARTICLE, RUN)),
+    "rejects": [ds.reject_row(Reject.of("/x/c.txt", "read", "empty", "file is empty"), RUN)],
+    "signatures": [ds.signature_row(Signature("a", "h", (1, 2**63 + 5), PUB), RUN)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ds.DATASETS))
+def test_rows_match_schema_exactly(name):
+    spec = ds.DATASETS[name]
+    rows = ROWS[name]
+    assert rows, name
+    for partition, row in rows:
+        assert isinstance(partition, dt.date)
+        assert list(row) == spec.schema.names, f"{name}: row keys differ from schema columns"
+    table = pa.Table.from_pylist([r for _, r in rows], schema=spec.schema)
+    assert table.num_rows == len(rows)
+
+
+def test_partition_keys_are_not_stored_in_files():
+    # DuckDB and pyarrow add the Hive key from the path; a same-named column in the file would clash.
+    for spec in ds.DATASETS.values():
+        assert spec.partition_key not in spec.schema.names
+
+
+def test_article_fields_cover_article_columns():
+    fields = {f.name for f in dataclasses.fields(Article)} | {"article_id", "content_hash", "word_count"}
+    derived = {"ingested_at", "run_date"}
+    assert set(ds.ARTICLES.names) - derived <= fields
+
+
+def test_duplicate_and_signature_fields_are_columns():
+    assert {f.name for f in dataclasses.fields(Duplicate)} <= set(ds.DUPLICATES.names)
+    assert {f.name for f in dataclasses.fields(Signature)} <= set(ds.SIGNATURES.names)
+    assert {f.name for f in dataclasses.fields(Reject)} == set(ds.REJECTS.names)
+
+
+def test_entity_rows_aggregate_mentions_per_canonical():
+    rows = [r for _, r in ds.entity_rows(ARTICLE, RUN)]
+    assert [(r["entity"], r["label"], r["mentions"], r["first_offset"]) for r in rows] == [
+        ("NATO", "ORG", 1, 0),
+        ("Mark Rutte", "PERSON", 2, 11),
+    ]
+
+
+def test_partition_is_published_date_else_run_date():
+    assert ds.article_row(ARTICLE, RUN, AT)[0] == dt.date(2025, 3, 22)
+    assert ds.article_row(dataclasses.replace(ARTICLE, published_at=None), RUN, AT)[0] == RUN
+
+
+def test_ids_are_deterministic_and_url_first():
+    assert ARTICLE.article_id == stable_hash("url:https://e.com/a")
+    no_url = dataclasses.replace(ARTICLE, url=None)
+    assert no_url.article_id == dataclasses.replace(no_url, text="  nato CHIEF  mark rutte spoke. rutte said more.").article_id
+    assert ARTICLE.content_hash == no_url.content_hash
