@@ -12,6 +12,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines import report as run_report
 from pipelines import summary
 from pipelines.options import IngestOptions, RunConfig, UsageError, help_parser, to_config
 from pipelines.runners import pin_offline_runner
@@ -60,9 +61,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `news-ingest` and `python -m pipelines.ingest`; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:
-        from pipelines import report
-
-        return report.main(argv[1:])
+        return run_report.main(argv[1:])
     if any(a in ("-h", "--help") for a in argv):
         help_parser().print_help()
         return 0
@@ -84,10 +83,23 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         if FileSystems.exists(stage):
             # Left behind by a crashed run of the same date; nothing in it was ever published.
             FileSystems.delete([stage])
-        with beam.Pipeline(options=options) as p:
-            build(p, cfg)
+        with run_report.Progress():
+            with beam.Pipeline(options=options) as p:
+                build(p, cfg)
         result = p.result
-        return summary.finish(cfg, result, runner, time.monotonic() - started, warnings)
+        wall = time.monotonic() - started
+        try:
+            rep = run_report.build_report(
+                cfg.output,
+                cfg.run_date,
+                wall_s=wall,
+                metrics=run_report.metrics_from_result(result),
+                options=options.get_all_options(drop_default=True),
+            )
+            run_report.write_report(cfg.output, cfg.run_date, rep)
+        except Exception as e:  # noqa: BLE001 - a report failure must not fail a committed run
+            warnings.append(f"report not written: {type(e).__name__}: {e}")
+        return summary.finish(cfg, result, runner, wall, warnings)
     except UsageError as e:
         print(f"news-ingest: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,480 @@
+"""Tests for the run report: its numbers against DuckDB, missing datasets, trends, the CLI and progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+import random
+import shutil
+import time
+from collections import defaultdict
+
+import apache_beam as beam
+import duckdb
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from conftest import SEEDS, run_ingest
+
+from pipelines import report as rp
+from schemas import datasets as ds
+from schemas.elements import Article, Duplicate, EntityMention, Reject, Removed, Signature
+from transforms.common import count
+from transforms.write import WriteConfig, commit, manifest_path, staging_dir, to_table, write_table
+
+RUN = dt.date(2026, 11, 23)
+RUNNER = "pipelines.runners.OfflineDirectRunner"
+UTC = dt.timezone.utc
+BAD_INPUTS = {
+    "empty.txt": b"",
+    "broken.jsonl": b'{"text": "A fine record from JSON Lines.", "url": "https://example.org/a"}\n{"text": broken\n',
+    "garbage.txt": b"\xff\xfe\x00\x00garbage\x81\x82",
+    "truncated.txt.gz": gzip.compress(b"A story that never arrives in full. " * 40)[:-20],
+}
+BAD_REASONS = {"empty", "bad_json", "undecodable", "bad_gzip"}
+
+
+# ---------------------------------------------------------------- a synthetic run with every dataset filled
+
+SOURCES = ("example.com", "news.example.org", "wire.test", "evil<script>alert(1)</script>.test")
+PEOPLE = ("Mark Rutte", "Ursula von der Leyen", "Olaf Scholz", "$PLTR$ & <b>Co</b>")
+ORGS = ("NATO", "European Commission", "United Nations")
+RULES = ("nav.menu", "footer.copyright", "share.buttons", "newsletter.signup")
+REASONS = (("read", "bad_json"), ("read", "empty"), ("extract", "extract_failed"), ("clean", "too_short"))
+
+
+def synthetic_run(
+    out, run_date: dt.date, *, n: int = 40, days: int = 6, datasets=tuple(ds.DATASETS), seed: int = 7
+) -> dict:
+    """Write a committed run with all datasets (or the given subset) through the write stage's own commit."""
+    rng = random.Random(seed * 100_000 + run_date.toordinal())
+    out = str(out)
+    rows: dict[tuple[str, dt.date], list[dict]] = defaultdict(list)
+    at = dt.datetime(2026, 11, 23, 6, tzinfo=UTC)
+    for i in range(n):
+        day = None if i % 9 == 0 else dt.datetime(2026, 11, 1 + rng.randrange(days), 12, tzinfo=UTC)
+        names = [(p, "PERSON") for p in rng.sample(PEOPLE, 2)] + [(o, "ORG") for o in rng.sample(ORGS, 1)]
+        mentions = tuple(
+            EntityMention(text=name, label=label, start=10 * k, end=10 * k + len(name), canonical=name)
+            for k, (name, label) in enumerate(names * rng.randint(1, 3))
+        )
+        a = Article(
+            input_ref=f"in/{run_date}/{i}.txt",
+            source=rng.choice(SOURCES),
+            text=f"Story {i} of {run_date}.",
+            url=f"https://example.com/{run_date}/{i}",
+            published_at=day,
+            removed=tuple(Removed(rule_id=r, text=f"line {r}") for r in rng.sample(RULES, rng.randint(0, 3))),
+            duplicate_count=rng.choice((0, 0, 0, 1, 2, 4)),
+            entities=mentions,
+        )
+        if "articles" in datasets:
+            part, row = ds.article_row(a, run_date, at)
+            rows[("articles", part)].append(row)
+        if "entities" in datasets:
+            for part, row in ds.entity_rows(a, run_date):
+                rows[("entities", part)].append(row)
+        if "signatures" in datasets:
+            sig = Signature(article_id=a.article_id, content_hash=a.content_hash, minhash=(1, 2, 3), published_at=day)
+            rows[("signatures", run_date)].append(ds.signature_row(sig, run_date)[1])
+    if "duplicates" in datasets:
+        for i in range(n // 4):
+            d = Duplicate(
+                article_id=f"dup{i}",
+                duplicate_of="x",
+                similarity=1.0 if i % 3 else 0.9,
+                match="near" if i % 3 == 0 else "exact",
+                source=rng.choice(SOURCES),
+                input_ref=f"in/{run_date}/dup{i}.txt",
+                published_at=dt.datetime(2026, 11, 2, tzinfo=UTC),
+            )
+            part, row = ds.duplicate_row(d, run_date, at)
+            rows[("duplicates", part)].append(row)
+    if "rejects" in datasets:
+        for i in range(n // 5 + 25):
+            stage, reason = REASONS[i % len(REASONS)] if i % 7 else REASONS[0]
+            r = Reject.of(f"in/{run_date}/bad{i:03d}.jsonl:{i}", stage, reason, f"detail <{i}>")
+            rows[("rejects", run_date)].append(ds.reject_row(r, run_date)[1])
+    cfg = WriteConfig(output=out, run_date=run_date, ingested_at=at)
+    entries = []
+    for (name, part), part_rows in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        rel = f"{name}/{ds.DATASETS[name].partition_key}={part.isoformat()}/part-{run_date}-00000.parquet"
+        write_table(f"{staging_dir(out, run_date)}/{rel}", to_table(name, part_rows))
+        entries.append({"kind": "file", "dataset": name, "rel": rel, "rows": len(part_rows)})
+    read = sum(e["rows"] for e in entries if e["dataset"] in ("articles", "duplicates", "rejects"))
+    entries.append({"kind": "count", "name": "records_read", "value": read})
+    return commit(cfg, datasets, entries)
+
+
+# ---------------------------------------------------------------- DuckDB, the reference
+
+
+def _sql(query: str, *params) -> list[tuple]:
+    with duckdb.connect() as con:
+        return con.execute(query, list(params)).fetchall()
+
+
+def _glob(out, name: str) -> str:
+    return f"{out}/{name}/**/*.parquet"
+
+
+def _reference(out, run_date: dt.date) -> dict:
+    """What an analyst gets from DuckDB for one run: the numbers the report must reproduce."""
+    arts = f"read_parquet('{_glob(out, 'articles')}', hive_partitioning=true)"
+    rej = f"read_parquet('{_glob(out, 'rejects')}', hive_partitioning=true)"
+    d = run_date.isoformat()
+    ref = {
+        "articles": _sql(f"SELECT count(*) FROM {arts} WHERE run_date = ?::DATE", d)[0][0],
+        "per_source": sorted(
+            _sql(f"SELECT source, count(*) FROM {arts} WHERE run_date = ?::DATE GROUP BY 1", d),
+            key=lambda r: (-r[1], r[0]),
+        ),
+        "per_date": _sql(
+            f"SELECT CAST(published_date AS VARCHAR), count(*) FROM {arts} WHERE run_date = ?::DATE "
+            "GROUP BY 1 ORDER BY 1",
+            d,
+        ),
+        "clusters": _sql(
+            f"SELECT coalesce(duplicate_count, 0) + 1, count(*) FROM {arts} WHERE run_date = ?::DATE GROUP BY 1 "
+            "ORDER BY 1",
+            d,
+        ),
+        "removed": sorted(
+            _sql(
+                f"SELECT r.rule_id, count(*), count(DISTINCT article_id) FROM "
+                f"(SELECT article_id, unnest(removed) AS r FROM {arts} WHERE run_date = ?::DATE) GROUP BY 1",
+                d,
+            ),
+            key=lambda r: (-r[1], r[0]),
+        ),
+        "rejects": dict(_sql(f"SELECT reason, count(*) FROM {rej} WHERE run_date = ?::DATE GROUP BY 1", d)),
+    }
+    if list((out / "duplicates").glob("**/*.parquet")):
+        dups = f"read_parquet('{_glob(out, 'duplicates')}', hive_partitioning=true)"
+        ref["duplicates"] = dict(_sql(f"SELECT match, count(*) FROM {dups} WHERE run_date = ?::DATE GROUP BY 1", d))
+    if list((out / "entities").glob("**/*.parquet")):
+        ents = f"read_parquet('{_glob(out, 'entities')}', hive_partitioning=true)"
+        ref["entity_rows"] = _sql(f"SELECT count(*) FROM {ents} WHERE run_date = ?::DATE", d)[0][0]
+        ref["entities"] = _sql(
+            "SELECT label, entity, n_articles, n_mentions FROM ("
+            f"SELECT label, entity, count(*) AS n_articles, sum(mentions) AS n_mentions FROM {ents} "
+            "WHERE run_date = ?::DATE GROUP BY 1, 2) "
+            "QUALIFY row_number() OVER (PARTITION BY label ORDER BY n_articles DESC, n_mentions DESC, entity) <= 20 "
+            "ORDER BY 1, 3 DESC, 4 DESC, 2",
+            d,
+        )
+    return ref
+
+
+def _check_against_duckdb(report: dict, out, run_date: dt.date) -> dict:
+    ref = _reference(out, run_date)
+    c = report["counts"]
+    assert c["articles"] == ref["articles"]
+    assert c["rejected"] == sum(ref["rejects"].values())
+    assert c["rejected_by_reason"] == ref["rejects"]
+    assert [(r["source"], r["articles"]) for r in report["articles_per_source"]] == ref["per_source"]
+    assert [(r["date"], r["articles"]) for r in report["articles_per_published_date"]] == ref["per_date"]
+    assert [(r["size"], r["clusters"]) for r in report["cluster_sizes"]] == ref["clusters"]
+    assert [(r["rule_id"], r["lines"], r["articles"]) for r in report["removed_by_rule"]] == ref["removed"]
+    assert report["removed_lines"] == sum(r[1] for r in ref["removed"])
+    dups = ref.get("duplicates", {})
+    assert (c["duplicates"] or 0) == sum(dups.values())
+    if c["duplicates"] is not None:
+        assert (c["duplicates_exact"], c["duplicates_near"]) == (dups.get("exact", 0), dups.get("near", 0))
+    assert (c["entity_rows"] or 0) == ref.get("entity_rows", 0)
+    if "entities" in ref:
+        got = [
+            (label, r["entity"], r["articles"], r["mentions"])
+            for label, rows in report["top_entities"].items()
+            for r in rows
+        ]
+        assert got == ref["entities"]
+    assert c["accounted"] == ref["articles"] + sum(dups.values()) + sum(ref["rejects"].values())
+    assert report["ok"] is (c["read"] == c["accounted"])
+    assert report["reject_rate"] == pytest.approx(c["rejected"] / c["read"] if c["read"] else 0.0)
+    return ref
+
+
+# ---------------------------------------------------------------- the pipeline on seeds plus bad inputs
+
+
+@pytest.fixture(scope="module")
+def pipeline_out(tmp_path_factory):
+    base = tmp_path_factory.mktemp("report_run")
+    inputs = base / "in"
+    inputs.mkdir()
+    for seed in sorted(SEEDS.glob("*.txt")):
+        shutil.copy(seed, inputs / seed.name)
+    for name, data in BAD_INPUTS.items():
+        (inputs / name).write_bytes(data)
+    out = base / "out"
+    assert run_ingest("--input", f"{inputs}/*", "--output", out, "--run-date", RUN.isoformat()) == 0
+    return out
+
+
+def test_report_matches_duckdb_on_pipeline_output(pipeline_out):
+    metrics = {"files_read": 9, "rejected.read.bad_json": 1}
+    options = {"output": str(pipeline_out), "s3_secret_access_key": "hunter2"}
+    report = rp.build_report(str(pipeline_out), RUN, metrics=metrics, options=options, wall_s=2.5)
+    ref = _check_against_duckdb(report, pipeline_out, RUN)
+    assert BAD_REASONS <= set(ref["rejects"])  # the bad inputs really went through the run
+    manifest = json.loads(open(manifest_path(str(pipeline_out), RUN)).read())
+    assert report["counts"]["read"] == manifest["counts"]["records_read"]
+    assert report["ok"] is True
+    assert report["counts"]["files_read"] == 9 and report["metrics"] == dict(sorted(metrics.items()))
+    assert report["wall_s"] == 2.5 and report["run_date"] == RUN.isoformat()
+    sampled = {(s["stage"], s["reason"]) for s in report["sample_rejects"]}
+    assert {("read", r) for r in BAD_REASONS} <= sampled
+    assert report["options"] == {"output": str(pipeline_out), "s3_secret_access_key": "***"}
+    assert "hunter2" not in json.dumps(report, allow_nan=False)  # plain JSON a monitoring system can parse
+
+
+def test_write_report_leaves_json_and_html(pipeline_out, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(pipeline_out, out)
+    report = rp.build_report(str(out), RUN)
+    json_path, html_path = rp.write_report(str(out), RUN, report)
+    folder = out / "reports" / f"run_date={RUN}"
+    assert (json_path, html_path) == (str(folder / "report.json"), str(folder / "report.html"))
+    assert json.loads((folder / "report.json").read_text()) == json.loads(json.dumps(report))
+    page = (folder / "report.html").read_text()
+    assert f'id="count-articles" data-value="{report["counts"]["articles"]}"' in page
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_report_matches_duckdb_on_every_dataset(tmp_path):
+    synthetic_run(tmp_path, RUN, n=60)
+    synthetic_run(tmp_path, RUN + dt.timedelta(days=1), n=30)  # another run in the same folders must not leak in
+    report = rp.build_report(str(tmp_path), RUN)
+    ref = _check_against_duckdb(report, tmp_path, RUN)
+    assert ref["duplicates"]["exact"] and ref["duplicates"]["near"] and ref["entities"] and ref["removed"]
+    assert all(len(rows) <= rp.TOP_ENTITIES for rows in report["top_entities"].values())
+    assert all(d["produced"] for d in report["datasets"].values())
+    kept = report["counts"]["articles"] + report["counts"]["duplicates"]
+    assert report["duplicate_rate"] == pytest.approx(report["counts"]["duplicates"] / kept)
+    assert len(report["sample_rejects"]) == rp.SAMPLE_REJECTS
+    assert {(s["stage"], s["reason"]) for s in report["sample_rejects"]} == set(REASONS)
+
+
+def test_missing_datasets_are_not_produced(tmp_path):
+    synthetic_run(tmp_path, RUN, datasets=("articles", "rejects"))
+    report = rp.build_report(str(tmp_path), RUN)
+    for name in ("duplicates", "entities", "signatures"):
+        assert report["datasets"][name] == {"produced": False, "files": 0, "rows": None}
+    c = report["counts"]
+    assert (c["duplicates"], c["duplicates_exact"], c["duplicates_near"], c["entity_rows"]) == (None,) * 4
+    assert report["top_entities"] is None and report["duplicate_rate"] is None
+    assert report["ok"] is True
+    page = rp.render_html(report)
+    assert 'id="count-duplicates" data-value="" data-produced="false">not produced' in page
+    assert "Entities not produced by this run" in page
+
+
+def test_nothing_but_rejects(tmp_path):
+    synthetic_run(tmp_path, RUN, datasets=("rejects",))
+    report = rp.build_report(str(tmp_path), RUN)
+    assert report["counts"]["articles"] is None and report["articles_per_source"] is None
+    assert report["reject_rate"] == 1.0
+    assert "Articles not produced by this run" in rp.render_html(report)
+
+
+def test_html_is_self_contained_escaped_and_deterministic(tmp_path):
+    synthetic_run(tmp_path, RUN, n=60)
+    report = rp.build_report(str(tmp_path), RUN)
+    page = rp.render_html(report)
+    assert page == rp.render_html(rp.build_report(str(tmp_path), RUN))
+    lower = page.lower()
+    for external in ("<script", "<link", "<iframe", "@import", "url(http", 'src="http', 'href="http'):
+        assert external not in lower, external
+    assert "&lt;script&gt;" in page  # a hostile source name is shown, not run
+    for key, *_ in rp.CHARTS:
+        assert f'id="chart-{key}"' in page
+    assert page.count("<svg") == len(rp.CHARTS)
+
+
+# ---------------------------------------------------------------- news-ingest report (main)
+
+
+def test_main_regenerates_and_keeps_run_metrics(pipeline_out, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(pipeline_out, out)
+    original = rp.build_report(str(out), RUN, metrics={"files_read": 9}, options={"input": ["x"]}, wall_s=1.5)
+    rp.write_report(str(out), RUN, original)
+    (out / "reports" / f"run_date={RUN}" / "report.html").unlink()
+    assert rp.main([str(out)]) == 0
+    again = json.loads((out / "reports" / f"run_date={RUN}" / "report.json").read_text())
+    assert again == json.loads(json.dumps(original))
+    assert (out / "reports" / f"run_date={RUN}" / "report.html").exists()
+    assert "report.html" in capsys.readouterr().out
+
+
+def test_main_trends_over_two_runs(pipeline_out, tmp_path, seeds_dir):
+    out = tmp_path / "out"
+    shutil.copytree(pipeline_out, out)
+    second = RUN + dt.timedelta(days=1)
+    assert run_ingest("--input", f"{seeds_dir}/00[0-2]*.txt", "--output", out, "--run-date", second.isoformat()) == 0
+    assert rp.main([str(out), "--last", "5"]) == 0
+    report = json.loads((out / "reports" / f"run_date={second}" / "report.json").read_text())
+    assert [p["run_date"] for p in report["trends"]] == [RUN.isoformat(), second.isoformat()]
+    for point in report["trends"]:
+        d = dt.date.fromisoformat(point["run_date"])
+        ref = _reference(out, d)
+        assert point["articles"] == ref["articles"]
+        assert point["rejected"] == sum(ref["rejects"].values())
+        assert point["read"] == ref["articles"] + sum(ref.get("duplicates", {}).values()) + point["rejected"]
+        assert point["reject_rate"] == pytest.approx(point["rejected"] / point["read"])
+    assert report["trends"][1]["rejected"] == 0 and report["trends"][0]["rejected"] >= len(BAD_REASONS)
+    page = (out / "reports" / f"run_date={second}" / "report.html").read_text()
+    assert 'id="chart-trends"' in page and 'id="trends-table"' in page
+    assert rp.main([str(out), "--last", "1"]) == 0
+    report = json.loads((out / "reports" / f"run_date={second}" / "report.json").read_text())
+    assert [p["run_date"] for p in report["trends"]] == [second.isoformat()]
+    assert rp.main([str(out), "--run-date", RUN.isoformat()]) == 0
+    first = json.loads((out / "reports" / f"run_date={RUN}" / "report.json").read_text())
+    assert first["trends"] is None and first["counts"]["rejected"] >= len(BAD_REASONS)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["{out}", "--last", "0"],
+        ["{out}", "--last", "many"],
+        ["{out}", "--run-date", "2026-13-01"],
+        ["{out}", "--run-date", "2026-11-23", "--last", "2"],
+        ["{out}", "--bogus"],
+        ["{out}", "extra"],
+        ["{out}/does-not-exist"],
+    ],
+)
+def test_main_usage_errors_are_one_line(args, tmp_path, capsys):
+    synthetic_run(tmp_path, RUN, n=5, datasets=("articles", "rejects"))
+    code = rp.main([a.format(out=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("news-ingest report: error:"), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [["{out}"], ["{out}", "--run-date", "2020-01-01"]])
+def test_main_without_a_committed_run_fails_in_one_line(args, tmp_path, capsys):
+    if "--run-date" in args:
+        synthetic_run(tmp_path, RUN, n=5, datasets=("articles", "rejects"))
+    assert rp.main([a.format(out=tmp_path) for a in args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no committed run" in err
+
+
+def test_report_subcommand_is_routed(pipeline_out, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(pipeline_out, out)
+    assert run_ingest("report", out, "--run-date", RUN.isoformat()) == 0
+    assert (out / "reports" / f"run_date={RUN}" / "report.json").exists()
+    assert run_ingest("report") == 2
+
+
+# ---------------------------------------------------------------- metrics and progress
+
+
+def test_metrics_from_result():
+    p = TestPipeline(runner=RUNNER)
+    _ = p | beam.Create(["a", "b", "c"]) | beam.Map(lambda x: count("files_read") or count(f"seen.{x}", 2))
+    result = p.run()
+    result.wait_until_finish()
+    assert rp.metrics_from_result(result) == {"files_read": 3, "seen.a": 2, "seen.b": 2, "seen.c": 2}
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class _LiveResult:
+    """A running PipelineResult as Dataflow would expose it: metrics() answers while the job runs."""
+
+    def __init__(self, counters: dict):
+        self._counters = counters
+
+    def metrics(self):
+        from apache_beam.metrics.execution import MetricKey, MetricResult
+        from apache_beam.metrics.metricbase import MetricName
+
+        outer = self
+
+        class _Q:
+            def query(self, _filter=None):
+                return {
+                    "counters": [
+                        MetricResult(MetricKey("step", MetricName("news", k)), None, v)
+                        for k, v in outer._counters.items()
+                    ]
+                }
+
+        return _Q()
+
+
+def test_progress_is_quiet_without_a_terminal():
+    stream = io.StringIO()
+    with rp.Progress(stream=stream, interval=0.01, files=3):
+        time.sleep(0.1)
+    assert stream.getvalue() == ""
+
+
+def test_progress_ticks_on_a_terminal_with_live_metrics():
+    stream = _Tty()
+    progress = rp.Progress(stream=stream, interval=0.01, files=12)
+    with progress:
+        progress.attach(_LiveResult({"files_read": 5, "rows_written.articles": 1234}))
+        deadline = time.monotonic() + 5
+        while "articles written" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    text = stream.getvalue()
+    assert "running 00:0" in text and "5/12 files read" in text and "1,234 articles written" in text
+    assert text.endswith("\r\x1b[K")  # the line is cleared for the summary that follows
+    assert rp.Progress(stream=_Tty(), files=7).start().line().endswith("7 input files")
+
+
+# ---------------------------------------------------------------- object stores
+
+
+@pytest.mark.slow
+def test_report_on_s3(tmp_path, monkeypatch, capsys):
+    """The report reads and writes through Beam's FileSystems: an s3:// output gives the same report."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from moto.server import ThreadedMotoServer
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    saved = FileSystems._pipeline_options
+    try:
+        host, port = server.get_host_and_port()
+        flags = [f"--s3_endpoint_url=http://{host}:{port}", "--s3_region_name=us-east-1"]
+        flags += ["--s3_access_key_id=testing", "--s3_secret_access_key=testing"]
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1")
+        client.create_bucket(Bucket="rep")
+        for day in (RUN, RUN + dt.timedelta(days=1)):
+            synthetic_run(tmp_path, day, n=20, days=2)
+        # Uploaded with one client: Beam builds a new boto3 client per FileSystems call, slow for a fixture.
+        for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+            client.upload_file(str(path), "rep", f"out/{path.relative_to(tmp_path).as_posix()}")
+        FileSystems.set_options(PipelineOptions(flags))
+        out = "s3://rep/out"
+        assert rp.build_report(out, RUN) == rp.build_report(str(tmp_path), RUN)
+        FileSystems._pipeline_options = None  # main must take the endpoint from its own command line
+        assert rp.main([out, "--last", "2", *flags]) == 0, capsys.readouterr().err
+        written = f"{out}/reports/run_date={RUN + dt.timedelta(days=1)}/report.json"
+        with FileSystems.open(written) as f:
+            report = json.loads(f.read())
+        assert [p["run_date"] for p in report["trends"]] == [RUN.isoformat(), (RUN + dt.timedelta(days=1)).isoformat()]
+        assert FileSystems.exists(written.replace(".json", ".html"))
+    finally:
+        FileSystems._pipeline_options = saved
+        server.stop()
