@@ -2,36 +2,58 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sys
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines import lock as run_lock
 from pipelines import report as run_report
 from pipelines import summary
 from pipelines.options import IngestOptions, RunConfig, UsageError, help_parser, to_config
 from pipelines.runners import pin_offline_runner
+from transforms.clean import Clean
+from transforms.dedup import Dedup
+from transforms.entities import ExtractEntities, check_model
 from transforms.extract import Extract
+from transforms.feeds import ReadFeeds
 from transforms.read import ReadFiles
 from transforms.write import WriteDatasets, staging_dir
 
 
 def build(p: beam.Pipeline, cfg: RunConfig):
-    """Wire read -> extract -> ... -> write. Returns the manifest PCollection (one element)."""
-    read = p | "ReadFiles" >> ReadFiles(cfg.inputs, cfg.read)
-    raw = read["raw"]
-    records_read = (raw, read["rejects"]) | "AllRecords" >> beam.Flatten() | "CountRead" >> beam.combiners.Count.Globally()
+    """Wire read -> extract -> clean -> dedup -> entities -> write. Returns the manifest PCollection."""
+    sources = []
+    if cfg.inputs:
+        sources.append(p | "ReadFiles" >> ReadFiles(cfg.inputs, cfg.read))
+    feeds = cfg.stages.get("feeds")
+    if feeds is not None and feeds.feeds:
+        sources.append(p | "ReadFeeds" >> ReadFeeds(feeds))
+    raw = [s["raw"] for s in sources] | "AllRaw" >> beam.Flatten()
+    read_rejects = [s["rejects"] for s in sources] | "AllReadRejects" >> beam.Flatten()
+    records_read = (raw, read_rejects) | "AllRecords" >> beam.Flatten() | "CountRead" >> beam.combiners.Count.Globally()
     extracted = raw | "Extract" >> Extract(cfg.extract)
-    articles = extracted["articles"]
-    rejects = (read["rejects"], extracted["rejects"]) | "AllRejects" >> beam.Flatten()
-    return {"articles": articles, "rejects": rejects} | "Write" >> WriteDatasets(
-        cfg.write, counts={"records_read": records_read}
-    )
+    cleaned = extracted["articles"] | "Clean" >> Clean(cfg.stages["clean"])
+    deduped = cleaned["articles"] | "Dedup" >> Dedup(cfg.stages["dedup"])
+    tagged = deduped["articles"] | "Entities" >> ExtractEntities(cfg.stages["entities"])
+    rejects = (
+        read_rejects,
+        extracted["rejects"],
+        cleaned["rejects"],
+        deduped["rejects"],
+        tagged["rejects"],
+    ) | "AllRejects" >> beam.Flatten()
+    datasets = {
+        "articles": tagged["articles"],
+        "duplicates": deduped["duplicates"],
+        "signatures": deduped["signatures"],
+        "rejects": rejects,
+    }
+    return datasets | "Write" >> WriteDatasets(cfg.write, counts={"records_read": records_read})
 
 
 def _quiet_logging(verbose: bool) -> None:
@@ -57,28 +79,26 @@ def _check_inputs(cfg: RunConfig) -> list[str]:
     return warnings
 
 
-def run(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `news-ingest` and `python -m pipelines.ingest`; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["report"]:
-        return run_report.main(argv[1:])
-    if any(a in ("-h", "--help") for a in argv):
-        help_parser().print_help()
-        return 0
-    verbose = "--verbose" in argv
-    _quiet_logging(verbose)
-    started = time.monotonic()
-    try:
-        known, _ = help_parser().parse_known_args(argv)
-        del known  # argparse validates types; PipelineOptions keeps the values
-        options = PipelineOptions(argv)
-        # Driver-side file access (checks, commit, summary, report) needs the same S3/GCS settings as workers.
-        FileSystems.set_options(options)
-        cfg = to_config(options.view_as(IngestOptions))
-        if not cfg.inputs:
-            raise UsageError("nothing to read: give --input")
-        warnings = _check_inputs(cfg)
-        runner = pin_offline_runner(options)
+def _run_streaming(options, cfg: RunConfig, started: float) -> int:
+    if cfg.inputs:
+        raise UsageError("--streaming polls feeds only; drop --input")
+    pin_offline_runner(options)
+    from pipelines.streaming import build_streaming
+
+    with beam.Pipeline(options=options) as p:
+        build_streaming(p, cfg)
+    print(
+        f"news-ingest: streaming stopped after {time.monotonic() - started:.1f}s; "
+        f"per-window manifests are in {cfg.output}/_manifests/",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _run_batch(options, cfg: RunConfig, started: float) -> int:
+    warnings = _check_inputs(cfg)
+    runner = pin_offline_runner(options)
+    with run_lock.acquire(cfg.output, cfg.run_date, cfg.stages["lock"], options=options):
         stage = staging_dir(cfg.output, cfg.run_date)
         if FileSystems.exists(stage):
             # Left behind by a crashed run of the same date; nothing in it was ever published.
@@ -99,10 +119,48 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
             run_report.write_report(cfg.output, cfg.run_date, rep)
         except Exception as e:  # noqa: BLE001 - a report failure must not fail a committed run
             warnings.append(f"report not written: {type(e).__name__}: {e}")
-        return summary.finish(cfg, result, runner, wall, warnings)
+    return summary.finish(cfg, result, runner, wall, warnings)
+
+
+def _configure(argv: list[str]) -> tuple[PipelineOptions, RunConfig]:
+    help_parser().parse_known_args(argv)  # argparse validates types; PipelineOptions keeps the values
+    options = PipelineOptions(argv)
+    # Driver-side file access (checks, commit, summary, report) needs the same S3/GCS settings as workers.
+    FileSystems.set_options(options)
+    cfg = to_config(options.view_as(IngestOptions))
+    feeds = cfg.stages.get("feeds")
+    if not cfg.inputs and not (feeds and feeds.feeds):
+        raise UsageError("nothing to read: give --input, --feed or --feeds")
+    try:
+        # A missing model is a start-up error, never a surprise on the first article.
+        check_model(cfg.stages["entities"])
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return options, cfg
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `news-ingest` and `python -m pipelines.ingest`; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        return run_report.main(argv[1:])
+    if any(a in ("-h", "--help") for a in argv):
+        help_parser().print_help()
+        return 0
+    verbose = "--verbose" in argv
+    _quiet_logging(verbose)
+    started = time.monotonic()
+    try:
+        options, cfg = _configure(argv)
+        if cfg.stages["feeds"].streaming:
+            return _run_streaming(options, cfg, started)
+        return _run_batch(options, cfg, started)
     except UsageError as e:
         print(f"news-ingest: error: {e}", file=sys.stderr)
         return 2
+    except run_lock.LockHeld as e:
+        print(f"news-ingest: error: {e}", file=sys.stderr)
+        return 4
     except SystemExit as e:  # argparse already printed its one-line message
         return int(e.code or 0)
     except KeyboardInterrupt:
@@ -111,8 +169,8 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as e:  # noqa: BLE001 - the user interface is one line, not a traceback
         if verbose:
             raise
-        print(f"news-ingest: error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-              " (run with --verbose for details)", file=sys.stderr)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"news-ingest: error: {type(e).__name__}: {first} (run with --verbose for details)", file=sys.stderr)
         return 1
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-from typing import Optional
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -13,8 +12,14 @@ from transforms.extract import ExtractConfig
 from transforms.read import ReadConfig
 from transforms.write import WriteConfig
 
-# Stage modules that contribute flags: each has add_arguments(parser) and a Config.from_options(opts).
-STAGE_MODULES: list[str] = []
+# Modules that contribute flags: each has add_arguments(parser) and config_from_options(opts, ...).
+STAGE_MODULES: list[str] = [
+    "transforms.feeds",
+    "transforms.clean",
+    "transforms.dedup",
+    "transforms.entities",
+    "pipelines.lock",
+]
 
 
 def _stage_modules():
@@ -109,7 +114,7 @@ def help_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def to_config(opts: IngestOptions, now: Optional[dt.datetime] = None) -> RunConfig:
+def to_config(opts: IngestOptions, now: dt.datetime | None = None) -> RunConfig:
     """Validate options and build the per-stage configs."""
     now = now or dt.datetime.now(dt.timezone.utc)
     if not opts.output:
@@ -123,17 +128,21 @@ def to_config(opts: IngestOptions, now: Optional[dt.datetime] = None) -> RunConf
     if opts.write_shards < 1:
         raise UsageError("--write-shards must be at least 1")
     output = opts.output.rstrip("/") or "/"
-    stages = {
-        m.__name__.rsplit(".", 1)[-1]: m.config_from_options(opts, run_date=run_date, output=output, now=now)
-        for m in _stage_modules()
-    }
+    try:
+        stages = {
+            m.__name__.rsplit(".", 1)[-1]: m.config_from_options(opts, run_date=run_date, output=output, now=now)
+            for m in _stage_modules()
+        }
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return RunConfig(
         inputs=tuple(opts.input or ()),
         output=output,
         run_date=run_date,
         verbose=bool(opts.verbose),
         read=ReadConfig(max_bytes=int(opts.max_file_mb * 1024 * 1024)),
-        extract=ExtractConfig(),
+        # --extract-timeout is registered by the feeds module; it limits every HTML page, files included.
+        extract=ExtractConfig(timeout_s=stages["feeds"].extract_timeout_s) if "feeds" in stages else ExtractConfig(),
         write=WriteConfig(output=output, run_date=run_date, ingested_at=now, shards=opts.write_shards),
         stages=stages,
     )

@@ -1,0 +1,379 @@
+"""Tests for the HTTP client: limits, redirects, retries, the private-address guard and per-host politeness."""
+
+import collections
+import datetime as dt
+import email.utils
+import pathlib
+import socket
+import sys
+import threading
+import time
+import tracemalloc
+
+import apache_beam as beam
+import pytest
+import urllib3.util.connection
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "data" / "feeds"))
+from feed_server import FeedServer  # noqa: E402
+
+from transforms import fetch  # noqa: E402
+from transforms.fetch import (  # noqa: E402
+    FetchConfig,
+    Fetcher,
+    FetchError,
+    FetchLinksFn,
+    HostGate,
+    backoff_delay,
+    decode_html,
+    is_public_address,
+    media_type,
+    retry_after_s,
+)
+
+RUNNER = "pipelines.runners.OfflineDirectRunner"
+FAST = dict(connect_timeout_s=1.0, read_timeout_s=1.0, total_timeout_s=3.0, backoff_s=0.05, max_retry_after_s=1.0)
+
+
+@pytest.fixture
+def server():
+    with FeedServer(slow_s=2.5) as s:
+        yield s
+
+
+@pytest.fixture
+def no_outside_connections(monkeypatch):
+    """Record every connection attempt; refuse any that is not to the test server's 127.0.0.1."""
+    attempts = []
+    real = urllib3.util.connection.create_connection
+
+    def guarded(address, *args, **kwargs):
+        attempts.append(address[0])
+        if address[0] != "127.0.0.1":
+            raise AssertionError(f"a connection to {address[0]} was attempted")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", guarded)
+    return attempts
+
+
+def _get(url, **overrides):
+    cfg = FetchConfig(**{**FAST, "allow_private_hosts": True, **overrides})
+    return Fetcher(cfg).get(url)
+
+
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/missing", "http_error"),
+        ("/slow", "timeout"),
+        ("/loop/a", "too_many_redirects"),
+        ("/redirect/6", "too_many_redirects"),
+        ("/big", "too_large"),
+        ("/big-declared", "too_large"),
+        ("/gzip-bomb", "too_large"),
+        ("/report.pdf", "not_html"),
+        ("/feeds/rss.xml", "not_html"),
+        ("/ratelimited", "http_error"),
+        ("/to-file", "blocked_scheme"),
+    ],
+)
+def test_failures_have_a_reason(server, path, reason):
+    with pytest.raises(FetchError) as e:
+        _get(server.base + path)
+    assert e.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "path, final, marker",
+    [
+        ("/articles/rail-budget.html", "/articles/rail-budget.html", "2.3 billion euros"),
+        ("/redirect/5", "/articles/museum-funding.html", "climate gallery"),
+        ("/no-type", "/no-type", "wind farm"),
+        ("/latin1", "/latin1", "pêche"),
+    ],
+)
+def test_pages_are_fetched_and_decoded(server, path, final, marker):
+    page = _get(server.base + path)
+    assert page.status == 200
+    assert page.final_url == server.base + final
+    assert marker in page.text()
+
+
+def test_gzip_bomb_is_cut_without_inflating_it(server):
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError) as e:
+            _get(server.base + "/gzip-bomb")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert e.value.reason == "too_large"
+    assert peak < 32 * 1024 * 1024
+
+
+def test_body_limit_is_configurable(server):
+    with pytest.raises(FetchError) as e:
+        _get(server.base + "/articles/harbour-strike.html", max_body_bytes=1000)
+    assert e.value.reason == "too_large"
+
+
+def test_retries_honour_retry_after_and_give_up(server):
+    started = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        _get(server.base + "/ratelimited", retries=2)
+    assert e.value.reason == "http_error" and "429" in e.value.detail
+    assert server.hits["/ratelimited"] == 3
+    # Retry-After: 1 (capped at 1s in FAST) was waited twice.
+    assert time.monotonic() - started >= 1.9
+
+
+def test_a_5xx_then_success_is_retried(server):
+    page = _get(server.base + "/flaky", retries=1)
+    assert "Ferry operator" in page.text()
+    assert server.hits["/flaky"] == 2
+
+
+def test_no_retry_when_retries_is_zero(server):
+    with pytest.raises(FetchError):
+        _get(server.base + "/flaky", retries=0)
+    assert server.hits["/flaky"] == 1
+
+
+def test_user_agent_is_a_setting(server):
+    _get(server.base + "/articles/rail-budget.html", user_agent="TestBot/9.9 (+mailto:ops@example.org)")
+    assert "TestBot/9.9 (+mailto:ops@example.org)" in server.user_agents
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/passwd", "ftp://ftp.example.com/x", "data:text/html,<p>x</p>", "javascript:alert(1)", "http:///x"],
+)
+def test_only_http_and_https_are_fetched(url, no_outside_connections):
+    with pytest.raises(FetchError) as e:
+        Fetcher(FetchConfig(**FAST)).get(url)
+    assert e.value.reason == "blocked_scheme"
+    assert no_outside_connections == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1/admin",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://192.168.1.1/",
+        "http://[fe80::1]/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://0.0.0.0/",
+        "https://100.64.0.1/",
+    ],
+)
+def test_private_addresses_are_refused_before_connecting(url, no_outside_connections):
+    with pytest.raises(FetchError) as e:
+        Fetcher(FetchConfig(**FAST)).get(url)
+    assert e.value.reason == "private_address"
+    assert no_outside_connections == []
+
+
+def test_loopback_names_and_numbers_are_refused(server, no_outside_connections):
+    for url in (
+        server.base + "/articles/rail-budget.html",
+        f"http://localhost:{server.port}/articles/rail-budget.html",
+        f"http://2130706433:{server.port}/articles/rail-budget.html",
+        f"http://[::1]:{server.port}/articles/rail-budget.html",
+    ):
+        with pytest.raises(FetchError) as e:
+            Fetcher(FetchConfig(**FAST)).get(url)
+        assert e.value.reason == "private_address", url
+    assert no_outside_connections == []
+    assert server.hits == {}
+
+
+def test_every_redirect_hop_is_checked(server, monkeypatch, no_outside_connections):
+    # Pretend the test server's loopback address is public so that only the redirect target is private.
+    real = fetch.is_public_address
+    monkeypatch.setattr(fetch, "is_public_address", lambda a: a == "127.0.0.1" or real(a))
+    with pytest.raises(FetchError) as e:
+        Fetcher(FetchConfig(**FAST)).get(server.base + "/to-private")
+    assert e.value.reason == "private_address" and "10.0.0.1" in e.value.detail
+    assert server.hits["/to-private"] == 1
+    assert no_outside_connections == ["127.0.0.1"]
+
+
+def test_a_name_resolving_to_any_private_address_is_refused(monkeypatch, no_outside_connections):
+    def resolve(host, port, *args, **kwargs):
+        assert host == "mixed.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ("93.184.216.34", "10.1.2.3")]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    with pytest.raises(FetchError) as e:
+        Fetcher(FetchConfig(**FAST)).get("http://mixed.example/story")
+    assert e.value.reason == "private_address"
+    assert no_outside_connections == []
+
+
+def test_the_checked_address_is_the_one_connected_to(server, monkeypatch, no_outside_connections):
+    """DNS rebinding: resolution happens once, in the guard, and the socket goes to that address."""
+    calls = []
+    real = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        calls.append(host)
+        if host == "news.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    real_public = fetch.is_public_address
+    monkeypatch.setattr(fetch, "is_public_address", lambda a: a == "127.0.0.1" or real_public(a))
+    page = Fetcher(FetchConfig(**FAST)).get(f"http://news.example:{server.port}/articles/rail-budget.html")
+    assert "rail" in page.text()
+    assert calls.count("news.example") == 1
+    assert no_outside_connections == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    "address, public",
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("10.0.0.1", False),
+        ("172.16.5.4", False),
+        ("192.168.0.1", False),
+        ("127.0.0.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("192.0.2.1", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("not-an-ip", False),
+    ],
+)
+def test_is_public_address(address, public):
+    assert is_public_address(address) is public
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("text/html; charset=UTF-8", ("text/html", "UTF-8")),
+        ('application/xhtml+xml;charset="iso-8859-1"', ("application/xhtml+xml", "iso-8859-1")),
+        ("TEXT/HTML", ("text/html", None)),
+        ("", ("", None)),
+        (None, ("", None)),
+    ],
+)
+def test_media_type(header, expected):
+    assert media_type(header) == expected
+
+
+@pytest.mark.parametrize(
+    "body, charset, expected",
+    [
+        ("<p>café</p>".encode(), None, "<p>café</p>"),
+        ("<p>café</p>".encode("latin-1"), "iso-8859-1", "<p>café</p>"),
+        (
+            '<meta charset="windows-1252"><p>caf\xe9</p>'.encode("cp1252"),
+            None,
+            '<meta charset="windows-1252"><p>café</p>',
+        ),
+        ("<p>café</p>".encode(), "no-such-codec", "<p>café</p>"),
+    ],
+)
+def test_decode_html(body, charset, expected):
+    assert decode_html(body, charset) == expected
+
+
+def test_retry_after_and_backoff():
+    now = time.time()
+    http_date = email.utils.format_datetime(dt.datetime.fromtimestamp(now + 20, dt.timezone.utc), usegmt=True)
+    assert retry_after_s("7", now) == 7.0
+    assert 18 <= retry_after_s(http_date, now) <= 21
+    assert retry_after_s("soon", now) is None
+    cfg = FetchConfig(backoff_s=1.0, max_retry_after_s=30.0)
+    assert [backoff_delay(cfg, a, None) for a in range(6)] == [1, 2, 4, 8, 16, 30]
+    assert backoff_delay(cfg, 0, 3600) == 30.0
+
+
+def test_host_gate_limits_in_flight_requests():
+    gate = HostGate(2, 0.0)
+    seen = []
+
+    def work():
+        with gate:
+            seen.append(gate.in_flight)
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert gate.max_in_flight == 2 and max(seen) == 2
+
+
+def test_host_gate_spaces_request_starts():
+    clock = [100.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(round(s, 3))
+        clock[0] += s
+
+    gate = HostGate(4, 0.5, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(3):
+        with gate:
+            pass
+    assert slept == [0.5, 0.5]
+
+
+Link = collections.namedtuple("Link", "url")
+
+
+def _links(base, names):
+    return [Link(f"{base}/articles/{n}.html") for n in names]
+
+
+def _outcome(link, result):
+    if isinstance(result, FetchError):
+        return beam.pvalue.TaggedOutput("rejects", (link.url.rsplit("/", 1)[1], result.reason))
+    return link.url.rsplit("/", 1)[1]
+
+
+PAGES = ["harbour-strike", "rail-budget", "vaccine-trial", "library-reopens", "wind-farm", "school-meals"]
+
+
+@pytest.mark.parametrize("per_host", [1, 2])
+def test_fetch_step_keeps_per_host_concurrency(per_host):
+    with FeedServer(page_delay_s=0.3) as server:
+        hosts = [("127.0.0.1", server.base), ("localhost", f"http://localhost:{server.port}")]
+        groups = [(h, _links(base, PAGES)) for h, base in hosts]
+        cfg = FetchConfig(**{**FAST, "allow_private_hosts": True, "per_host_concurrency": per_host})
+        with TestPipeline(runner=RUNNER) as p:
+            out = (
+                p | beam.Create(groups) | beam.ParDo(FetchLinksFn(cfg, _outcome)).with_outputs("rejects", main="pages")
+            )
+            assert_that(out["pages"], equal_to([f"{n}.html" for n in PAGES] * 2))
+            assert_that(out["rejects"], equal_to([]), label="NoRejects")
+        assert server.max_in_flight["127.0.0.1"] == per_host
+        assert server.max_in_flight["localhost"] == per_host
+
+
+def test_fetch_step_turns_every_failure_into_an_output():
+    with FeedServer(slow_s=2.5) as server:
+        links = _links(server.base, ["rail-budget", "does-not-exist"])
+        cfg = FetchConfig(**{**FAST, "allow_private_hosts": True})
+        with TestPipeline(runner=RUNNER) as p:
+            out = (
+                p
+                | beam.Create([("127.0.0.1", links)])
+                | beam.ParDo(FetchLinksFn(cfg, _outcome)).with_outputs("rejects", main="pages")
+            )
+            assert_that(out["pages"], equal_to(["rail-budget.html"]))
+            assert_that(out["rejects"], equal_to([("does-not-exist.html", "http_error")]), label="Rejects")
