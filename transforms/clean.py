@@ -107,6 +107,9 @@ class Rule:
     line_max_chars: int | None = None
     continuation: str | None = None  # block: only "headline" (teaser) or "tag" shaped lines follow
     needs_neighbour: bool = False  # line: only next to a removed line or another such match (menus)
+    requires_continuation: bool = False  # block: the header goes only when at least one line follows it
+    fills_gap: int = 0  # line: a line up to this long directly between two lines of this rule goes too
+    takes_line_above: int = 0  # line: a one-line paragraph up to this long right above a match goes too
     # Alternatives that float (".{0,200}\\ball rights reserved"), each with substrings one of which the line
     # must contain: a substring test is far cheaper than letting the regex backtrack over a long paragraph.
     floating: tuple[tuple[re.Pattern, tuple[str, ...]], ...] = ()
@@ -328,6 +331,14 @@ class Rules:
         needles = {n for r in self.inline for _, needs in r.floating for n in needs}
         object.__setattr__(self, "_needles", tuple(sorted(needles)))
 
+    @functools.cached_property
+    def gap_fillers(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.line if r.fills_gap)
+
+    @functools.cached_property
+    def caption_takers(self) -> dict[str, int]:
+        return {r.id: r.takes_line_above for r in self.line if r.takes_line_above}
+
     def first(self, kind: str, core: str) -> tuple[Rule | None, re.Match | None]:
         """The first rule matching the whole of `core`: kind "whole" (block headers, then line rules),
         "line" or "menu"."""
@@ -400,6 +411,11 @@ def _compile(doc: dict, origin: str) -> Rules:
             raise ValueError(f"{where}: continuation must be 'headline' or 'tag'")
         if spec.get("needs_neighbour") and scope != "line":
             raise ValueError(f"{where}: needs_neighbour works with line scope only")
+        if spec.get("requires_continuation") and scope != "block":
+            raise ValueError(f"{where}: requires_continuation works with block scope only")
+        for option in ("fills_gap", "takes_line_above"):
+            if spec.get(option) and scope != "line":
+                raise ValueError(f"{where}: {option} works with line scope only")
         patterns = spec.get("patterns") or ([spec["pattern"]] if spec.get("pattern") else [])
         if not patterns:
             raise ValueError(f"{where}: needs `pattern` or a list of `patterns`")
@@ -434,6 +450,9 @@ def _compile(doc: dict, origin: str) -> Rules:
                 line_max_chars=spec.get("line_max_chars"),
                 continuation=spec.get("continuation"),
                 needs_neighbour=bool(spec.get("needs_neighbour")),
+                requires_continuation=bool(spec.get("requires_continuation")),
+                fills_gap=int(spec.get("fills_gap") or 0),
+                takes_line_above=int(spec.get("takes_line_above") or 0),
                 floating=floats,
                 case_sensitive=bool(spec.get("case_sensitive")),
                 anchored=tuple(anchored),
@@ -869,9 +888,11 @@ def _tag_like(line: str) -> bool:
     return len(line) <= 40 and len(line.split()) <= 5 and line[-1] not in ".!?:;,"
 
 
-def _block(c: _Collector, rule: Rule, i: int, paragraph_mode: bool) -> None:
-    c.drop(i, rule.id)
+def _block(c: _Collector, rule: Rule, i: int, paragraph_mode: bool) -> bool:
+    """Drop a block header and the lines it owns; False (nothing dropped) when the header needs a follower
+    and has none."""
     lines, j, taken = c.lines, i + 1, 0
+    owned: list[int] = []
     if paragraph_mode:
         while j < len(lines) and not lines[j]:
             j += 1
@@ -889,11 +910,17 @@ def _block(c: _Collector, rule: Rule, i: int, paragraph_mode: bool) -> None:
             break
         if (rule.line_max_chars or rule.continuation) and c.rules.first("line", _core(line))[0]:
             break  # the next widget starts here; the main loop names it
-        c.drop(j, rule.id)
-        if rule.meta:
-            c.meta(rule, None, line)
+        owned.append(j)
         taken += 1
         j += 1
+    if rule.requires_continuation and not owned:
+        return False
+    c.drop(i, rule.id)
+    for j in owned:
+        c.drop(j, rule.id)
+        if rule.meta:
+            c.meta(rule, None, lines[j])
+    return True
 
 
 _BAR = re.compile(r"\s[|·•]\s")
@@ -925,6 +952,42 @@ def _bar(c: _Collector, i: int, core: str, now: dt.datetime | None, datelines: l
             datelines.append(m)
         else:
             c.meta(rule, m, part)
+
+
+def _fill_gaps(c: _Collector) -> None:
+    """A short line directly between two lines one `fills_gap` rule removed belongs to their box (a newsletter
+    promo's blurb). Only adjacent lines count: a blank line ends a box."""
+    fillers = {r.id: r.fills_gap for r in c.rules.gap_fillers}
+    for i in range(1, len(c.lines) - 1):
+        rule_id = c.gone.get(i - 1)
+        if (
+            rule_id in fillers
+            and c.gone.get(i + 1) == rule_id
+            and i not in c.gone
+            and c.lines[i]
+            and len(c.lines[i]) <= fillers[rule_id]
+            and not c.lines[i].startswith(_QUOTE_OPEN)
+        ):
+            c.drop(i, rule_id)
+
+
+def _captions_above(c: _Collector) -> None:
+    """In a text with blank lines, a credit line glued under a one-line paragraph is that photo's caption
+    block: the caption goes with it. Without blank lines every line is a paragraph, so nothing can tell."""
+    takers = c.rules.caption_takers
+    for i in sorted(c.gone):
+        limit = takers.get(c.gone[i])
+        above = i - 1
+        if (
+            limit
+            and above >= 0
+            and above not in c.gone
+            and c.lines[above]
+            and len(c.lines[above]) <= limit
+            and not c.lines[above].startswith(_QUOTE_OPEN)
+            and (above == 0 or not c.lines[above - 1] or above - 1 in c.gone)
+        ):
+            c.drop(above, c.gone[i])
 
 
 def _menus(c: _Collector, nonblank: list[int]) -> None:
@@ -973,15 +1036,21 @@ def clean_text(
     for i in nonblank:
         if i in c.gone:
             continue
-        core = _core(lines[i])
+        core = _core(lines[i]) or lines[i]  # a line of bullets or bars only: the rules see it as it is
         rule, m = rules.first("whole", core)
         if rule and rule.scope == "block":
-            _block(c, rule, i, paragraph_mode)
-        elif rule:
+            if _block(c, rule, i, paragraph_mode):
+                continue
+            rule, m = rules.first("line", core)  # a header with nothing under it may still be a line rule's
+        if rule:
             c.drop(i, rule.id)
             c.meta(rule, m, core)
         elif (" | " in core or " · " in core or " • " in core) and _BAR.search(core):
             _bar(c, i, core, now, datelines)
+    if rules.gap_fillers:
+        _fill_gaps(c)
+    if paragraph_mode and rules.caption_takers:
+        _captions_above(c)
     if rules.menu:
         _menus(c, nonblank)
 

@@ -94,6 +94,25 @@ REMOVED_BY_FAMILY = {
         "Already a subscriber? Log in",
         "Lesen Sie auch: Was das neue Wehrdienstmodell bedeutet",
         "Lire aussi | Défense : le plan de la Commission en questions",
+        # variants the rules were not written from (blind set, tests/data/clean/blind)
+        "Others are also reading",
+        "People are also reading",
+        "More Stories From NPR",
+        "Sign up to Down to Earth",
+        "Subscribe to The Times",
+        "SIGN UP FOR OUR NEWSLETTERS",
+        "Get expert advice delivered to your inbox every Tuesday.",
+        "Sign up for free",
+        "Register now",
+        "Want to read more? Subscribe to the Town Paper for just £1 a week.",
+        "Have a story? Email newsdesk@townpaper.example",
+        "This story is available exclusively to Business Insider subscribers. Become an Insider and start reading now.",
+        "Share or comment on this article:",
+        "Share 12",
+        "Watch the highlights on Sky Sports app",
+        "Advertisement Advertisement",
+        "Sponsor Message",
+        "Follow updates on the election",
     ],
     "legal": [
         "Disclaimer: The views expressed in this article are the author's own.",
@@ -106,6 +125,7 @@ REMOVED_BY_FAMILY = {
         "(Except for the headline, this story has not been edited by NDTV staff and is published from a "
         "syndicated feed.)",
         "This article was originally published on The Conversation.",
+        "(c) Copyright Thomson Reuters 2025.",
     ],
     "media": [
         "File Photo",
@@ -123,6 +143,14 @@ REMOVED_BY_FAMILY = {
         "Rutte speaks in Brussels, Belgium, March 26, 2025. REUTERS/Yves Herman",
         "Item 1 of 3 NATO Secretary General Mark Rutte speaks during a news conference",
         "Credit: Reuters",
+        "Credit...John Smith for The New York Times",
+        "Photo illustration by The Daily Brief; Source images: Getty Images",
+        "Photo by Jane Doe on Unsplash",
+        "EPA",
+        "(AP Photo)",
+        "Photo 2/8",
+        "hide caption",
+        "A sperm whale and her calf off the coast of Dominica. Amanda Cotton/Project CETI",
     ],
     "navigation": [
         "Search",
@@ -140,6 +168,18 @@ REMOVED_BY_FAMILY = {
         "Loading...",
         "Comments",
         "___",
+        "|",
+        "Menu Close",
+        "Updated",
+        "Saved",
+        "Read in app",
+        "Go to accessibility shortcuts",
+        "end of article",
+        "Please use Chrome browser for a more accessible video player",
+        "https://p.dw.com/p/4eXyZ",
+        "AP NBA: https://apnews.com/hub/nba",
+        "Terms and Privacy Policy",
+        "Privacy Dashboard",
     ],
     "wire": [
         "MENAFN16032025000045015687ID1109319523",
@@ -151,6 +191,9 @@ REMOVED_BY_FAMILY = {
         "Associated Press writer Lorne Cook in Brussels contributed to this report.",
         "Our Standards: The Thomson Reuters Trust Principles.",
         "By Andrew Rettman, Brussels",
+        "MENAFN - Times of Oman",
+        "By Euronews with AP",
+        "by Jane Roe - 07/17/25 4:12 PM ET",
     ],
     "social": [
         "#NATO",
@@ -210,6 +253,28 @@ CONTENT_LINES = [
     "Live ammunition was used in the exercise.",
     "- 'Threat will not end when this war does'",
     "'Threat will not end when war in Ukraine does,' Mark Rutte says IISS Prague Defence Summit",
+    # hard negatives next to the families the blind set added
+    "Up next",
+    "Next up: Wimbledon",
+    "Up next for the team is a trip to Madrid.",
+    "Coming up short, the bill failed by two votes.",
+    "Home prices rose for a third month.",
+    "Read the full report on the ministry's website, officials said.",
+    "Share of voters who back the plan: 42%",
+    "Photo ID rules changed in 2023.",
+    "Getty Images said it would appeal the ruling.",
+    "Credit card debt rose to a record $1.2 trillion.",
+    "Follow the instructions in the NHS app to book a vaccine.",
+    "Support comes from all sides, the senator said.",
+    "Privacy concerns",
+    "Good news",
+    "Energy",
+    "The Times reported the story first.",
+    "Sign up to vote",
+    "Subscribe, she said, and you will never miss an episode.",
+    "Copyright infringement claims rose 15% last year.",
+    "Related charges were dropped last year.",
+    "Sources of funding include the EU and the World Bank.",
 ]
 
 
@@ -231,6 +296,7 @@ def test_content_line_is_kept(rules, line):
         ("BEIJING, March 26 (Xinhua) -- Officials met.", "Officials met.", "Xinhua"),
         ("MOSCOW, March 26. /TASS/. Lavrov spoke.", "Lavrov spoke.", "TASS"),
         ("Paris (AFP) – Macron hosted leaders.", "Macron hosted leaders.", "AFP"),
+        ("NEW YORK/SINGAPORE, July 8 (Reuters) - Oil rose.", "Oil rose.", "Reuters"),
         ("New Delhi, March 26 (PTI) India and the EU agreed.", "India and the EU agreed.", "PTI"),
     ],
 )
@@ -265,11 +331,57 @@ def test_widget_header_takes_teasers_but_not_subheadings_or_paragraphs(rules):
     assert clean_text(f"{LEAD}\nAlso read\n{TAIL}", rules).text == f"{LEAD}\n{TAIL}"
 
 
+def test_up_next_is_a_widget_only_with_a_teaser_under_it(rules):
+    teaser = f"{LEAD}\nUp next\nEU weighs using cohesion funds for defence in eastern regions\n{TAIL}"
+    result = clean_text(teaser, rules)
+    assert result.text == f"{LEAD}\n{TAIL}"
+    assert {r.rule_id for r in result.removed} == {"engagement.up_next"}
+    subheading = f"{LEAD}\n\nUp next\n\nCeltics: Host Miami on Monday.\n\n{TAIL}"
+    assert clean_text(subheading, rules).removed == ()
+
+
+def test_newsletter_box_takes_its_blurb(rules):
+    box = (
+        "Sign up to Down to Earth\nFree weekly newsletter\nThe planet's most important stories, every week\n"
+        "Privacy Notice: Newsletters may contain info about charities and online ads.\nafter newsletter promotion"
+    )
+    result = clean_text(f"{LEAD}\n\n{box}\n\n{TAIL}", rules)
+    assert result.text == f"{LEAD}\n{TAIL}"
+    assert {r.rule_id for r in result.removed} == {"engagement.newsletter"}
+    # a blank line ends the box: a paragraph between two separate prompts stays
+    apart = f"{LEAD}\n\nSign up for our newsletter\n\nThe plan was approved.\n\nSubscribe to our newsletter\n\n{TAIL}"
+    assert clean_text(apart, rules).text == f"{LEAD}\nThe plan was approved.\n{TAIL}"
+
+
+def test_caption_goes_with_the_credit_glued_under_it(rules):
+    credit = "Jakub Porzycki/NurPhoto via Getty Images"
+    text = f"{LEAD}\n\nThe OpenAI logo on a smartphone.\n{credit}\n\n{TAIL}"
+    result = clean_text(text, rules)
+    assert result.text == f"{LEAD}\n{TAIL}"
+    assert [r.rule_id for r in result.removed] == ["media.credit", "media.credit"]
+    # a blank line between them, or a text without blank lines: the line above is a paragraph
+    assert clean_text(f"{LEAD}\n\nThe plan was approved.\n\n{credit}\n\n{TAIL}", rules).text == (
+        f"{LEAD}\nThe plan was approved.\n{TAIL}"
+    )
+    assert clean_text(f"{LEAD}\nThe plan was approved.\n{credit}\n{TAIL}", rules).text == (
+        f"{LEAD}\nThe plan was approved.\n{TAIL}"
+    )
+
+
+def test_media_label_alone_takes_the_caption_under_it(rules):
+    text = f"{LEAD}\n\nImage:\nCole Palmer celebrates after scoring Chelsea's second goal\n\n{TAIL}"
+    result = clean_text(text, rules)
+    assert result.text == f"{LEAD}\n{TAIL}"
+    assert {r.rule_id for r in result.removed} == {"media.label_block"}
+
+
 def test_section_words_go_only_as_a_menu(rules):
     menu = f"Skip to content\nHome\nNews\nSport\nBusiness\n{LEAD}\n{TAIL}"
     assert clean_text(menu, rules).text == f"{LEAD}\n{TAIL}"
     alone = f"{LEAD}\nBusiness\n{TAIL}"
     assert clean_text(alone, rules).text == alone
+    crumbs = f"Home\nBusiness\nReal Estate\n{LEAD}\nReal estate\n{TAIL}"
+    assert clean_text(crumbs, rules).text == f"{LEAD}\nReal estate\n{TAIL}"
 
 
 def test_share_buttons_one_per_line_go_as_a_row(rules):
@@ -597,6 +709,9 @@ disable: [wire.byline]
         ("rules: [{id: x.y, pattern: '(unclosed'}]", "bad regex"),
         ("disable: [no.such.rule]", "unknown rule"),
         ("rules: [{id: x.y, scope: sideways, pattern: a}]", "scope"),
+        ("rules: [{id: x.y, scope: line, requires_continuation: true, pattern: a}]", "requires_continuation"),
+        ("rules: [{id: x.y, scope: block, fills_gap: 100, pattern: a}]", "fills_gap"),
+        ("rules: [{id: x.y, scope: prefix, takes_line_above: 100, pattern: a}]", "takes_line_above"),
         ("- just a list", "mapping"),
         ("rules: [{id: x.y, pattern: a}", "not valid YAML"),
     ],
