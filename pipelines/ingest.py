@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, WorkerOptions
 
 from pipelines import lock as run_lock
 from pipelines import report as run_report
@@ -128,6 +128,9 @@ def _configure(argv: list[str]) -> tuple[PipelineOptions, RunConfig]:
     # Driver-side file access (checks, commit, summary, report) needs the same S3/GCS settings as workers.
     FileSystems.set_options(options)
     cfg = to_config(options.view_as(IngestOptions))
+    if not cfg.verbose and not options.view_as(WorkerOptions).default_sdk_harness_log_level:
+        # Worker processes (multi-processing, portable runners) log to the same terminal.
+        options.view_as(WorkerOptions).default_sdk_harness_log_level = "ERROR"
     feeds = cfg.stages.get("feeds")
     if not cfg.inputs and not (feeds and feeds.feeds):
         raise UsageError("nothing to read: give --input, --feed or --feeds")
