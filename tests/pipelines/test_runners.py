@@ -1,0 +1,246 @@
+"""One pipeline graph on four runners (in-process, multi-process, portable job service, Dask): identical outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pytest
+from conftest import ROOT, SEEDS, read_dataset, run_ingest
+
+from schemas.datasets import DATASETS
+
+pytestmark = pytest.mark.slow
+
+RUN_DATE = "2026-11-23"
+TIMEOUT_S = 600
+RUNNERS = ("direct", "multiprocess", "portable", "dask")
+# ingested_at is the wall clock of each run; everything else must match to the byte.
+VOLATILE_COLUMNS = ("ingested_at",)
+
+
+@dataclasses.dataclass
+class RunResult:
+    name: str
+    output: pathlib.Path
+    returncode: int
+    log: str
+    seconds: float
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"job service exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _cli(name: str, output: pathlib.Path, args: list[str], extra: list[str]) -> RunResult:
+    """The CLI as a user runs it, in its own process: nothing leaks between runners."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.ingest", *args, "--output", str(output), *extra],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    return RunResult(name, output, proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
+
+
+@pytest.fixture(scope="session")
+def runner_inputs(tmp_path_factory) -> pathlib.Path:
+    """The seeds plus inputs that must become rejects, identically on every runner."""
+    d = tmp_path_factory.mktemp("runner_inputs")
+    for seed in sorted(SEEDS.glob("*.txt")):
+        shutil.copy(seed, d / seed.name)
+    (d / "empty.txt").write_bytes(b"")
+    (d / "binary.txt").write_bytes(b"\x00\x01\x02 not text \x00" * 20)
+    good = {
+        "url": "https://example.org/news/harbour-reopens",
+        "title": "Harbour reopens after storm repairs",
+        "published": "2026-11-20T08:30:00Z",
+        "text": "The harbour in Portsmouth reopened on Friday after three weeks of storm repairs. "
+        "Fishing crews returned to the quay before dawn, and the harbour master said traffic "
+        "would be back to normal by the weekend. The council paid for new fenders and lights.",
+    }
+    (d / "feed.jsonl").write_text(json.dumps(good) + "\n{not json\n", encoding="utf-8")
+    return d
+
+
+def _args(inputs: pathlib.Path) -> list[str]:
+    return ["--input", str(inputs / "*"), "--run-date", RUN_DATE]
+
+
+@pytest.fixture(scope="session")
+def direct_run(runner_inputs, tmp_path_factory) -> RunResult:
+    out = tmp_path_factory.mktemp("direct") / "out"
+    started = time.monotonic()
+    rc = run_ingest(*_args(runner_inputs), "--output", out)
+    return RunResult("direct", out, rc, "", time.monotonic() - started)
+
+
+@pytest.fixture(scope="session")
+def multiprocess_run(runner_inputs, tmp_path_factory) -> RunResult:
+    out = tmp_path_factory.mktemp("multiprocess") / "out"
+    extra = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    return _cli("multiprocess", out, _args(runner_inputs), extra)
+
+
+@pytest.fixture(scope="session")
+def portable_run(runner_inputs, tmp_path_factory) -> RunResult:
+    out = tmp_path_factory.mktemp("portable") / "out"
+    port = _free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, service)
+        extra = ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}", "--environment_type=LOOPBACK"]
+        return _cli("portable", out, _args(runner_inputs), extra)
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+
+
+@pytest.fixture(scope="session")
+def dask_run(runner_inputs, tmp_path_factory) -> RunResult:
+    import distributed
+
+    out = tmp_path_factory.mktemp("dask") / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        # Workers are separate processes: they import the repo's packages like any remote worker would. The
+        # scheduler (this process) unpickles the task graph too, and pytest's rootdir is on its sys.path.
+        mp.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
+    try:
+        extra = [
+            "--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+            f"--dask_client_address={cluster.scheduler_address}",
+        ]
+        return _cli("dask", out, _args(runner_inputs), extra)
+    finally:
+        cluster.close()
+
+
+def _run_of(request, name: str) -> RunResult:
+    """One runner's run, started on first use: `-k dask` runs only the reference and the Dask run."""
+    return request.getfixturevalue(f"{name}_run")
+
+
+@pytest.fixture(scope="session")
+def runs(direct_run, multiprocess_run, portable_run, dask_run) -> dict[str, RunResult]:
+    results = {r.name: r for r in (direct_run, multiprocess_run, portable_run, dask_run)}
+    print("\nseed run wall time per runner: " + ", ".join(f"{n} {r.seconds:.1f}s" for n, r in results.items()))
+    return results
+
+
+def _datasets(output: pathlib.Path) -> list[str]:
+    return sorted(name for name in DATASETS if (output / name).is_dir())
+
+
+def _rows(output: pathlib.Path, name: str) -> list[dict]:
+    """A dataset's rows without volatile columns, sorted by every column so row order cannot matter."""
+    table = read_dataset(output, name)
+    keep = [c for c in table.column_names if c not in VOLATILE_COLUMNS]
+    rows = table.select(keep).to_pylist()
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
+def _manifest(output: pathlib.Path) -> dict:
+    manifest = json.loads((output / "_manifests" / f"run_date={RUN_DATE}.json").read_text())
+    manifest.pop("ingested_at", None)
+    return manifest
+
+
+@pytest.mark.parametrize("name", RUNNERS)
+def test_runner_completes(request, name):
+    result = _run_of(request, name)
+    assert result.returncode == 0, f"{name} runner failed (exit {result.returncode}):\n{result.log[-4000:]}"
+
+
+def test_reference_run_has_articles_and_rejects(direct_run):
+    ref = direct_run
+    assert ref.returncode == 0
+    assert read_dataset(ref.output, "articles").num_rows >= 1
+    reasons = set(read_dataset(ref.output, "rejects").column("reason").to_pylist())
+    assert len(reasons) >= 2, reasons  # the empty file, the binary file and the broken JSON line
+    counts = _manifest(ref.output)["counts"]
+    assert counts["records_read"] == 5 + 4  # five seeds, two bad files, two JSONL lines
+
+
+@pytest.mark.parametrize("name", [r for r in RUNNERS if r != "direct"])
+def test_outputs_identical_to_direct(request, direct_run, name):
+    ref, other = direct_run, _run_of(request, name)
+    assert ref.returncode == 0 and other.returncode == 0, f"{name}: exit {other.returncode}\n{other.log[-4000:]}"
+    assert _datasets(other.output) == _datasets(ref.output)
+    assert _manifest(other.output) == _manifest(ref.output)
+    for dataset in _datasets(ref.output):
+        expected, got = _rows(ref.output, dataset), _rows(other.output, dataset)
+        assert len(got) == len(expected), f"{dataset}: {len(got)} rows on {name}, {len(expected)} on direct"
+        assert got == expected, f"{dataset}: rows differ between {name} and direct"
+
+
+def test_ids_identical_across_runners(runs):
+    ids = {}
+    for name, result in runs.items():
+        assert result.returncode == 0, f"{name}: exit {result.returncode}"
+        table = read_dataset(result.output, "articles")
+        ids[name] = sorted(table.column("article_id").to_pylist()) if table.num_rows else []
+    assert all(v == ids["direct"] for v in ids.values()), ids
+    assert len(set(ids["direct"])) == len(ids["direct"])  # no article twice
+
+
+def test_same_file_layout_across_runners(runs):
+    def files(out: pathlib.Path) -> list[str]:
+        return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    layouts = {name: files(r.output) for name, r in runs.items()}
+    for name, layout in layouts.items():
+        assert layout == layouts["direct"], f"{name} wrote a different set of files"
+    assert not any(p.startswith("_staging") for p in layouts["direct"]), "staging left behind"
+
+
+def test_arrow_types_identical_across_runners(runs):
+    ref = runs["direct"]
+    for name, result in runs.items():
+        for dataset in _datasets(ref.output):
+            schema: pa.Schema = read_dataset(result.output, dataset).schema
+            assert schema.equals(read_dataset(ref.output, dataset).schema), f"{name}/{dataset} schema differs"
