@@ -22,7 +22,7 @@ from transforms.entities import ExtractEntities, check_model
 from transforms.extract import Extract
 from transforms.feeds import ReadFeeds
 from transforms.read import ReadFiles
-from transforms.write import WriteDatasets, staging_dir
+from transforms.write import WriteDatasets, delete_tree, staging_dir
 
 
 def build(p: beam.Pipeline, cfg: RunConfig):
@@ -100,9 +100,8 @@ def _run_batch(options, cfg: RunConfig, started: float) -> int:
     runner = pin_offline_runner(options)
     with run_lock.acquire(cfg.output, cfg.run_date, cfg.stages["lock"], options=options):
         stage = staging_dir(cfg.output, cfg.run_date)
-        if FileSystems.exists(stage):
-            # Left behind by a crashed run of the same date; nothing in it was ever published.
-            FileSystems.delete([stage])
+        # Left behind by a crashed run of the same date; nothing in it was ever published.
+        delete_tree(stage)
         with run_report.Progress():
             with beam.Pipeline(options=options) as p:
                 build(p, cfg)

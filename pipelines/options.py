@@ -61,12 +61,14 @@ class IngestOptions(PipelineOptions):
         g.add_argument("--output", default=None, help="Output folder (local, gs:// or s3://). Required.")
         g.add_argument(
             "--run-date",
+            "--run_date",
             dest="run_date",
             default=None,
             help="The run's name, YYYY-MM-DD (default: today in UTC). Rerunning a date replaces its files.",
         )
         g.add_argument(
             "--max-file-mb",
+            "--max_file_mb",
             dest="max_file_mb",
             type=float,
             default=50.0,
@@ -74,6 +76,7 @@ class IngestOptions(PipelineOptions):
         )
         g.add_argument(
             "--write-shards",
+            "--write_shards",
             dest="write_shards",
             type=int,
             default=1,

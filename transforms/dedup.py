@@ -17,7 +17,7 @@ import apache_beam as beam
 import numpy as np
 
 from schemas.elements import Article, Duplicate, Signature, stable_hash
-from transforms.common import REJECTS, count, reject, run_guarded
+from transforms.common import REJECTS, TaggedParDo, count, reject, run_guarded
 
 STAGE = "dedup"
 
@@ -737,6 +737,11 @@ def read_history(day: dt.date, cfg: DedupConfig) -> Iterator[tuple[int, bytes]]:
             yield shard, _batch("nodes", nodes.take(part))
 
 
+def _ticks(_, shards: int) -> list[tuple[int, bytes]]:
+    tick = _batch("tick", None)
+    return [(shard, tick) for shard in range(shards)]
+
+
 def _signatures_in_batches(texts: list[bytes], cfg: DedupConfig) -> np.ndarray:
     """Signatures of many texts, `batch_size` at a time to bound NumPy's temporary arrays."""
     step = cfg.batch_size
@@ -750,9 +755,14 @@ class _CollapseFn(beam.DoFn):
     def __init__(self, cfg: DedupConfig):
         self._cfg = cfg
 
-    def process(self, keyed):
+    def process(self, keyed, history):
         shard, values = keyed
         parts = _tagged(values)
+        try:
+            stored = list(history[shard])  # a lazy multimap on the FnApi runners, a dict elsewhere
+        except KeyError:
+            stored = []
+        parts["nodes"].extend(_tagged(stored).get("nodes", []))
         docs = parts.get("doc", [])
         if docs:
             count("dedup.articles_in", len(docs))
@@ -1039,19 +1049,32 @@ class Dedup(beam.PTransform):
         prepared, rejects, originals = run_guarded(
             articles, "Prepare", STAGE, _PrepareFn(cfg), tags=(REJECTS, "articles")
         )
+        # Stored signatures join as a side input: visible from every window when the articles are windowed
+        # (streaming), and read per shard.
         history = (
             articles.pipeline
             | "HistoryDates" >> beam.Create(history_dates(cfg))
             | "ReadHistory" >> beam.FlatMap(read_history, cfg).with_output_types(_KEYED)
         )
+        # One tick per shard and window, so that every shard's stored signatures take part even where this run
+        # has no article of that shard. Made from the data, the ticks are in the data's windows.
+        ticks = (
+            prepared
+            | "AnyArticle" >> beam.combiners.Count.Globally().without_defaults()
+            | "TickEveryShard" >> beam.FlatMap(_ticks, cfg.shards).with_output_types(_KEYED)
+        )
         collapsed = (
-            (prepared, history)
-            | "AllNodes" >> beam.Flatten()
+            (prepared, ticks)
+            | "WithTicks" >> beam.Flatten()
             | "GroupNodes" >> beam.GroupByKey()
             | "Collapse"
-            >> beam.ParDo(_CollapseFn(cfg))
-            .with_output_types(_KEYED)
-            .with_outputs("sigs", "edges", "bands", "keys", main="tables")
+            >> TaggedParDo(
+                _CollapseFn(cfg),
+                *("sigs", "edges", "bands", "keys"),
+                main="tables",
+                kwargs={"history": beam.pvalue.AsMultiMap(history)},
+                output_types={"tables": _KEYED},
+            )
         )
         tables = collapsed["tables"]
         candidates = (
@@ -1106,7 +1129,7 @@ class Dedup(beam.PTransform):
             (originals, collapsed["sigs"], decisions)
             | "WithDecisions" >> beam.Flatten()
             | "GroupDocs" >> beam.GroupByKey()
-            | "Assign" >> beam.ParDo(_AssignFn()).with_outputs("duplicates", "signatures", main="articles")
+            | "Assign" >> TaggedParDo(_AssignFn(), "duplicates", "signatures", main="articles")
         )
         return {
             "articles": assigned["articles"],

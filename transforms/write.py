@@ -124,6 +124,15 @@ def _ensure_dir(path: str) -> None:
             pass  # created concurrently, or not a concept on this filesystem
 
 
+def delete_tree(path: str) -> None:
+    """Delete a folder and all below it; on gs:// and s3:// a folder is only a key prefix, so match its files."""
+    files = _match(FileSystems.join(path, "**"))
+    if files:
+        FileSystems.delete(files)
+    if FileSystems.exists(path):  # local: the emptied folders
+        FileSystems.delete([path])
+
+
 def _match(pattern: str) -> list[str]:
     try:
         return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
@@ -166,8 +175,7 @@ def commit(cfg: WriteConfig, datasets: Iterable[str], entries: Iterable[dict]) -
         "counts": counts,
     }
     write_json(manifest_path(cfg.output, cfg.run_date), manifest)
-    if FileSystems.exists(stage):
-        FileSystems.delete([stage])
+    delete_tree(stage)
     return manifest
 
 

@@ -627,3 +627,29 @@ def test_a_second_run_on_the_next_day_makes_every_article_a_duplicate(tmp_path):
     assert copy["duplicate_of"] == _seeds()[1].article_id
     signatures = read_dataset(tmp_path, "signatures").to_pylist()
     assert len(signatures) == 5 and all(len(s["minhash"]) == DedupConfig().num_perm for s in signatures)
+
+
+def test_windowed_articles_are_deduplicated_per_window_against_stored_signatures(tmp_path):
+    # The streaming chain windows articles hourly; stored signatures (global window) must reach every window.
+    from apache_beam.transforms import window
+
+    _store_signatures(tmp_path, RUN_DATE - dt.timedelta(days=1), [("00000000000000dd", DOCS["seed004"]["text"])])
+    seed, copy = _article("seed000"), _article("seed000-syndicated", hours=1)
+    repeat = _article("seed004-syndicated", hours=2)
+    stamps = {seed.input_ref: 0, copy.input_ref: 60, repeat.input_ref: 4000}  # two hourly windows
+
+    def check(out):
+        assert_that(
+            _ids(out["duplicates"], "Dups", lambda d: (d.article_id, d.duplicate_of)),
+            equal_to([(copy.article_id, seed.article_id), (repeat.article_id, "00000000000000dd")]),
+        )
+
+    p = TestPipeline(runner=RUNNER)
+    windowed = (
+        p
+        | beam.Create([seed, copy, repeat])
+        | beam.Map(lambda a: window.TimestampedValue(a, 1_700_000_000 + stamps[a.input_ref]))
+        | beam.WindowInto(window.FixedWindows(3600))
+    )
+    check(windowed | Dedup(DedupConfig(output=str(tmp_path), run_date=RUN_DATE)))
+    p.run().wait_until_finish()
