@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -171,15 +172,18 @@ def entity_rows(a: Article, run_date: dt.date) -> Iterator[tuple[dt.date, dict[s
         count_first[1] = min(count_first[1], m.start)
     part = _date(a.published_at, run_date)
     for (entity, label), (mentions, first) in sorted(agg.items(), key=lambda kv: (kv[1][1], kv[0])):
-        yield part, {
-            "article_id": a.article_id,
-            "source": a.source,
-            "entity": entity,
-            "label": label,
-            "mentions": mentions,
-            "first_offset": first,
-            "run_date": run_date,
-        }
+        yield (
+            part,
+            {
+                "article_id": a.article_id,
+                "source": a.source,
+                "entity": entity,
+                "label": label,
+                "mentions": mentions,
+                "first_offset": first,
+                "run_date": run_date,
+            },
+        )
 
 
 def reject_row(r: Reject, run_date: dt.date) -> tuple[dt.date, dict[str, Any]]:

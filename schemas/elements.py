@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import re
 import unicodedata
-from typing import Optional
 
 # Reject reason codes are part of the output contract: keep them short and stable.
 EXCERPT_CHARS = 500
@@ -33,11 +32,11 @@ class RawArticle:
     source: str
     content: str  # decoded text or HTML
     content_type: str  # "text" | "html"
-    url: Optional[str] = None
-    title: Optional[str] = None
-    published: Optional[str] = None  # unparsed date string from JSON or a feed entry
-    author: Optional[str] = None
-    summary: Optional[str] = None  # feed entry summary, the fallback when a page yields nothing
+    url: str | None = None
+    title: str | None = None
+    published: str | None = None  # unparsed date string from JSON or a feed entry
+    author: str | None = None
+    summary: str | None = None  # feed entry summary, the fallback when a page yields nothing
     origin: str = "file"  # "file" | "jsonl" | "feed"
 
 
@@ -67,18 +66,18 @@ class Article:
     input_ref: str
     source: str
     text: str
-    url: Optional[str] = None
-    title: Optional[str] = None
-    author: Optional[str] = None
-    published_at: Optional[dt.datetime] = None  # timezone-aware UTC
+    url: str | None = None
+    title: str | None = None
+    author: str | None = None
+    published_at: dt.datetime | None = None  # timezone-aware UTC
     date_source: str = "run"  # "published" (metadata) | "dateline" (text) | "run"
-    language: Optional[str] = None
+    language: str | None = None
     content_source: str = "text"  # "text" | "html" | "feed_page" | "feed_summary"
-    agency: Optional[str] = None
+    agency: str | None = None
     tags: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     removed: tuple[Removed, ...] = ()
-    cluster_id: Optional[str] = None
+    cluster_id: str | None = None
     duplicate_count: int = 0
     entities: tuple[EntityMention, ...] = ()
 
@@ -111,9 +110,9 @@ class Duplicate:
     match: str  # "exact" | "near"
     source: str
     input_ref: str
-    url: Optional[str] = None
-    title: Optional[str] = None
-    published_at: Optional[dt.datetime] = None
+    url: str | None = None
+    title: str | None = None
+    published_at: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +122,7 @@ class Signature:
     article_id: str
     content_hash: str
     minhash: tuple[int, ...]
-    published_at: Optional[dt.datetime] = None
+    published_at: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +133,7 @@ class Reject:
     stage: str
     reason: str
     detail: str
-    excerpt: Optional[str] = None
+    excerpt: str | None = None
 
     @classmethod
     def of(cls, input_ref: str, stage: str, reason: str, detail: str, content: str | bytes | None = None):

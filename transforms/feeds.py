@@ -16,7 +16,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.elements import RawArticle, Reject
-from transforms.common import REJECTS, count, reject, run_guarded
+from transforms.common import REJECTS, Batch, TaggedParDo, count, reject, run_guarded
 from transforms.fetch import DEFAULT_USER_AGENT, FetchConfig, Fetcher, FetchError, FetchLinksFn, Page
 from transforms.urls import canonical_url, host_of
 
@@ -509,6 +509,19 @@ class _ReadFeedFn(beam.DoFn):
 # Fetching the linked pages
 
 
+# Host batches are spread over this many keys: enough for the workers to fetch in parallel, few enough that a
+# batch usually holds max_parallel_hosts hosts.
+_HOST_SHARDS = 4
+
+
+def _host_of(keyed: tuple[str, list[FeedEntry]]) -> str:
+    return keyed[0]
+
+
+def _listed(host: str, entries: Iterable[FeedEntry]) -> tuple[str, list[FeedEntry]]:
+    return host, sorted(entries, key=lambda e: e.url)
+
+
 def _first_of(url: str, entries: Iterable[FeedEntry]) -> FeedEntry:
     entries = sorted(entries, key=lambda e: e.order)
     if len(entries) > 1:
@@ -551,12 +564,12 @@ class FetchEntries(beam.PTransform):
             | "FirstEntry" >> beam.MapTuple(_first_of)
             | "KeyByHost" >> beam.Map(lambda e: (urllib.parse.urlsplit(e.url).hostname or "", e))
             | "GroupByHost" >> beam.GroupByKey()
+            | "ListLinks" >> beam.MapTuple(_listed)
+            # Up to max_parallel_hosts hosts per element, fetched side by side.
+            | "HostBatches" >> Batch(self._cfg.fetch.max_parallel_hosts, shards=_HOST_SHARDS, key=_host_of)
         )
-        # Not run_guarded: results leave in finish_bundle with their own window, which the exception-handling
-        # wrapper cannot attribute; FetchLinksFn turns every failure of a link into a reject itself.
-        fetched = by_host | "FetchPages" >> beam.ParDo(FetchLinksFn(self._cfg.fetch, to_raw)).with_outputs(
-            REJECTS, main="raw"
-        )
+        # Not run_guarded: FetchLinksFn turns every failure of a link into a reject itself, one per link.
+        fetched = by_host | "FetchPages" >> TaggedParDo(FetchLinksFn(self._cfg.fetch, to_raw), REJECTS, main="raw")
         return {"raw": fetched["raw"], "rejects": fetched[REJECTS]}
 
 

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 import requests
-from apache_beam.utils.windowed_value import WindowedValue
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, NewConnectionError
@@ -435,11 +434,11 @@ def fetch_all(
 
 
 class FetchLinksFn(beam.DoFn):
-    """(host, [link]) -> fetched results, fetching several hosts at once and each host politely.
+    """[(host, [link])] -> fetched results: the hosts of one batch side by side, each host politely.
 
     `to_output(link, page_or_error)` turns each result into the element to emit (a main output value or a
-    TaggedOutput). Work is handed to a thread pool in process() and drained as it completes, and fully in
-    finish_bundle(), with each result emitted in the window and at the timestamp of its input element.
+    TaggedOutput). Results are emitted from process() as they complete, so memory holds about one page per
+    request in flight, and never from finish_bundle(), whose output Beam's DaskRunner drops.
     """
 
     def __init__(self, cfg: FetchConfig, to_output: Callable, html_only: bool = True):
@@ -453,21 +452,13 @@ class FetchLinksFn(beam.DoFn):
             max_workers=self._cfg.max_parallel_hosts * self._cfg.per_host_concurrency, thread_name_prefix="fetch"
         )
         self._gates: dict[str, HostGate] = {}
-        self._gates_lock = threading.Lock()
-
-    def start_bundle(self):
-        self._done: queue.Queue = queue.Queue()
-        self._outstanding = 0
-        self._left: dict[int, int] = {}  # links not yet emitted, per input element (one host's batch)
-        self._next_batch = 0
-        self._retries_reported = self._fetcher.retries
+        self._retries_reported = 0
 
     def _gate(self, host: str) -> HostGate:
-        # Shared across elements: two windows' batches for one host must not double the in-flight limit.
-        with self._gates_lock:
-            if host not in self._gates:
-                self._gates[host] = HostGate(self._cfg.per_host_concurrency, self._cfg.per_host_delay_s)
-            return self._gates[host]
+        # Kept across elements: a host's in-flight limit and delay hold for the worker's whole life.
+        if host not in self._gates:
+            self._gates[host] = HostGate(self._cfg.per_host_concurrency, self._cfg.per_host_delay_s)
+        return self._gates[host]
 
     def _work(self, link):
         try:
@@ -475,52 +466,25 @@ class FetchLinksFn(beam.DoFn):
         except FetchError as e:
             return e
 
-    def process(self, keyed, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
-        host, links = keyed
-        links = sorted(links, key=lambda link: link.url)
-        if not links:
-            return
-        count("fetch.hosts")
-        batch = self._next_batch
-        self._next_batch += 1
-        self._left[batch] = len(links)
-        self._outstanding += fetch_all(
-            links,
-            self._work,
-            self._gate(host or ""),
-            self._pool,
-            self._cfg.per_host_concurrency,
-            self._done,
-            tag=(window, timestamp, batch),
-        )
-        # Hosts run side by side up to max_parallel_hosts; past that, wait here for one to finish. Results are
-        # emitted as they arrive, so memory holds about one page per request in flight.
-        yield from self._drain(until=lambda: len(self._left) <= self._cfg.max_parallel_hosts)
-
-    def finish_bundle(self):
-        yield from self._drain(until=lambda: self._outstanding == 0)
+    def process(self, hosts):
+        done: queue.Queue = queue.Queue()
+        outstanding = 0
+        for host, links in sorted(((h or "", list(ls)) for h, ls in hosts), key=lambda hl: hl[0]):
+            if not links:
+                continue
+            count("fetch.hosts")
+            links.sort(key=lambda link: link.url)
+            outstanding += fetch_all(
+                links, self._work, self._gate(host), self._pool, self._cfg.per_host_concurrency, done
+            )
+        while outstanding:
+            _, link, result = done.get()
+            outstanding -= 1
+            yield self._to_output(link, result)
         retries = self._fetcher.retries
         if retries > self._retries_reported:
             count("fetch.retries", retries - self._retries_reported)
             self._retries_reported = retries
-
-    def _drain(self, until: Callable[[], bool]):
-        """Emit finished results: all that are ready, then more, blocking, until `until()` holds."""
-        while self._outstanding > 0:
-            try:
-                item = self._done.get(block=not until())
-            except queue.Empty:
-                return
-            self._outstanding -= 1
-            (window, timestamp, batch), link, result = item
-            self._left[batch] -= 1
-            if not self._left[batch]:
-                del self._left[batch]
-            out = self._to_output(link, result)
-            if isinstance(out, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, timestamp, [window]))
-            else:
-                yield WindowedValue(out, timestamp, [window])
 
     def teardown(self):
         pool = getattr(self, "_pool", None)

@@ -7,11 +7,11 @@ import json
 import posixpath
 import unicodedata
 import zlib
-from typing import Iterable, Iterator, Optional, Union
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
-from apache_beam.io import fileio
 import charset_normalizer
+from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -79,7 +79,7 @@ def gunzip(data: bytes, max_bytes: int) -> bytes:
     return out
 
 
-def source_for(explicit: Optional[str], url: Optional[str], path: str) -> str:
+def source_for(explicit: str | None, url: str | None, path: str) -> str:
     """Explicit source, else the URL's host, else the name of the input's folder."""
     if explicit and str(explicit).strip():
         return str(explicit).strip()
@@ -97,7 +97,7 @@ def _kind(path: str) -> tuple[str, bool]:
     return "unknown", gz
 
 
-def _json_records(path: str, text: str, whole_file: bool) -> Iterator[tuple[str, Union[str, object]]]:
+def _json_records(path: str, text: str, whole_file: bool) -> Iterator[tuple[str, str | object]]:
     """(input_ref, parsed value or the raw line when it is not JSON)."""
     stripped = text.lstrip()
     if whole_file and stripped.startswith("["):
@@ -118,7 +118,7 @@ def _json_records(path: str, text: str, whole_file: bool) -> Iterator[tuple[str,
                 yield f"{path}:{lineno}", ReadError("bad_json", f"invalid JSON: {e.msg} at column {e.colno}")
 
 
-def _from_json(ref: str, path: str, value: object, line: str) -> Union[RawArticle, Reject]:
+def _from_json(ref: str, path: str, value: object, line: str) -> RawArticle | Reject:
     if not isinstance(value, dict):
         return Reject.of(ref, STAGE, "bad_record", "JSON record is not an object", line)
     html, text = value.get("html"), value.get("text")
@@ -127,7 +127,7 @@ def _from_json(ref: str, path: str, value: object, line: str) -> Union[RawArticl
         return Reject.of(ref, STAGE, "empty", "record has no non-empty 'text' or 'html' field", line)
     url = value.get("url") if isinstance(value.get("url"), str) else None
 
-    def opt(key: str) -> Optional[str]:
+    def opt(key: str) -> str | None:
         v = value.get(key)
         return str(v) if isinstance(v, (str, int, float)) and str(v).strip() else None
 
@@ -144,7 +144,7 @@ def _from_json(ref: str, path: str, value: object, line: str) -> Union[RawArticl
     )
 
 
-def parse_file(path: str, data: bytes, cfg: ReadConfig) -> Iterator[Union[RawArticle, Reject]]:
+def parse_file(path: str, data: bytes, cfg: ReadConfig) -> Iterator[RawArticle | Reject]:
     """All records of one file's bytes: RawArticles and Rejects, never an exception for bad input."""
     try:
         kind, gz = _kind(path)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import urllib.parse
-from typing import Optional
 
 import courlan
 
 # Parameters that identify a click, not a page; filtered on top of courlan's normalisation.
-_TRACKING = frozenset({"ref", "ref_src", "ref_url", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid"})
+_TRACKING = frozenset(
+    {"ref", "ref_src", "ref_url", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid"}
+)
 
 
-def canonical_url(url: Optional[str]) -> Optional[str]:
+def canonical_url(url: str | None) -> str | None:
     """Lower-cased scheme and host, no fragment, no tracking parameters, sorted query; None if not http(s)."""
     if not url or not isinstance(url, str):
         return None
@@ -34,7 +35,7 @@ def canonical_url(url: Optional[str]) -> Optional[str]:
     )
 
 
-def host_of(url: Optional[str]) -> Optional[str]:
+def host_of(url: str | None) -> str | None:
     """The URL's host without a leading 'www.', or None."""
     if not url:
         return None

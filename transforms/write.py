@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
@@ -188,7 +188,7 @@ def write_json(path: str, value: dict) -> None:
     FileSystems.rename([tmp], [path])
 
 
-def read_manifest(output: str, run_date: dt.date) -> Optional[dict]:
+def read_manifest(output: str, run_date: dt.date) -> dict | None:
     """The manifest of a committed run, or None."""
     path = manifest_path(output, run_date)
     if not FileSystems.exists(path):
@@ -212,7 +212,7 @@ class WriteDatasets(beam.PTransform):
     Articles also feed the entities dataset. The output is one element, the manifest, after commit.
     """
 
-    def __init__(self, cfg: WriteConfig, counts: Optional[dict] = None):
+    def __init__(self, cfg: WriteConfig, counts: dict | None = None):
         super().__init__()
         self._cfg = cfg
         self._counts = counts or {}
@@ -231,7 +231,9 @@ class WriteDatasets(beam.PTransform):
                 | f"Write{name.title()}" >> beam.ParDo(_WriteShardFn(self._cfg))
             )
         for name, pcoll in sorted(self._counts.items()):
-            staged.append(pcoll | f"Count{name.title()}" >> beam.Map(lambda v, n=name: {"kind": "count", "name": n, "value": v}))
+            staged.append(
+                pcoll | f"Count{name.title()}" >> beam.Map(lambda v, n=name: {"kind": "count", "name": n, "value": v})
+            )
         # A start marker guarantees the commit runs (and clears stale files) even when nothing was written.
         staged.append(pcolls[next(iter(pcolls))].pipeline | "Start" >> beam.Create([{"kind": "start"}]))
         return (

@@ -10,7 +10,6 @@ import sys
 
 import duckdb
 import pytest
-
 from conftest import ROOT, SEEDS, read_dataset, run_ingest
 
 RUN = "2026-11-23"
@@ -61,15 +60,23 @@ def test_html_with_date_lands_in_its_published_partition(tmp_path):
     (inp / "page.html").write_text(HTML)
     shutil.copy(SEEDS / "000_e9b85166178c19ae.txt", inp / "seed.txt")
     out = tmp_path / "out"
-    assert run_ingest("--input", f"{tmp_path}/in/**/*.html", "--input", f"{inp}/*.txt", "--output", out,
-                      "--run-date", RUN) == 0
+    assert (
+        run_ingest("--input", f"{tmp_path}/in/**/*.html", "--input", f"{inp}/*.txt", "--output", out, "--run-date", RUN)
+        == 0
+    )
     t = read_dataset(out, "articles")
-    got = {pathlib.Path(r).name: (str(d), s) for r, d, s in
-           zip(t["input_ref"].to_pylist(), t["published_date"].to_pylist(), t["date_source"].to_pylist())}
+    got = {
+        pathlib.Path(r).name: (str(d), s)
+        for r, d, s in zip(
+            t["input_ref"].to_pylist(), t["published_date"].to_pylist(), t["date_source"].to_pylist(), strict=True
+        )
+    }
     assert got == {"page.html": ("2025-03-26", "published"), "seed.txt": (RUN, "run")}
     con = duckdb.connect()
-    dates = con.execute(f"select distinct published_date::varchar from read_parquet('{out}/articles/**/*.parquet', "
-                        "hive_partitioning=true) order by 1").fetchall()
+    dates = con.execute(
+        f"select distinct published_date::varchar from read_parquet('{out}/articles/**/*.parquet', "
+        "hive_partitioning=true) order by 1"
+    ).fetchall()
     assert dates == [("2025-03-26",), (RUN,)]
 
 
@@ -79,18 +86,26 @@ def test_bad_input_is_rejected_and_good_input_lands(tmp_path):
     shutil.copy(SEEDS / "001_6ba81dc0816d3c55.txt", inp / "good.txt")
     (inp / "undecodable.txt").write_bytes(b"\xff\xfe\x00\x00garbage\x81\x82")
     (inp / "empty.txt").write_bytes(b"")
-    (inp / "mixed.jsonl").write_text(json.dumps({"text": "A good record from JSON Lines.", "source": "wire"})
-                                     + "\n{not json\n")
+    (inp / "mixed.jsonl").write_text(
+        json.dumps({"text": "A good record from JSON Lines.", "source": "wire"}) + "\n{not json\n"
+    )
     (inp / "truncated.txt.gz").write_bytes(gzip.compress((SEEDS / "000_e9b85166178c19ae.txt").read_bytes())[:-30])
     (inp / "good.txt.gz").write_bytes(gzip.compress((SEEDS / "003_86ecde5899c78d3d.txt").read_bytes()))
     out = tmp_path / "out"
     assert run_ingest("--input", f"{inp}/*", "--output", out, "--run-date", RUN) == 0
     articles = read_dataset(out, "articles")
     assert sorted(pathlib.Path(r).name for r in articles["input_ref"].to_pylist()) == [
-        "good.txt", "good.txt.gz", "mixed.jsonl:1"]
+        "good.txt",
+        "good.txt.gz",
+        "mixed.jsonl:1",
+    ]
     rejects = read_dataset(out, "rejects")
-    got = sorted((pathlib.Path(r).name, s, why) for r, s, why in
-                 zip(rejects["input_ref"].to_pylist(), rejects["stage"].to_pylist(), rejects["reason"].to_pylist()))
+    got = sorted(
+        (pathlib.Path(r).name, s, why)
+        for r, s, why in zip(
+            rejects["input_ref"].to_pylist(), rejects["stage"].to_pylist(), rejects["reason"].to_pylist(), strict=True
+        )
+    )
     assert got == [
         ("empty.txt", "read", "empty"),
         ("mixed.jsonl:2", "read", "bad_json"),
@@ -103,8 +118,13 @@ def test_bad_input_is_rejected_and_good_input_lands(tmp_path):
 
 
 def _cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "pipelines.ingest", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.ingest", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_is_quiet_and_prints_a_summary(tmp_path):
@@ -138,8 +158,16 @@ def test_help_documents_flags():
 
 
 def test_glob_that_matches_nothing_is_a_warning_not_a_crash(tmp_path):
-    proc = _cli("--input", f"{tmp_path}/nothing/*.txt", "--input", f"{SEEDS}/000*.txt", "--output", tmp_path / "o",
-                "--run-date", RUN)
+    proc = _cli(
+        "--input",
+        f"{tmp_path}/nothing/*.txt",
+        "--input",
+        f"{SEEDS}/000*.txt",
+        "--output",
+        tmp_path / "o",
+        "--run-date",
+        RUN,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "matched no files" in proc.stdout
     assert dt.date.fromisoformat(RUN)

@@ -88,5 +88,8 @@ def test_partition_is_published_date_else_run_date():
 def test_ids_are_deterministic_and_url_first():
     assert ARTICLE.article_id == stable_hash("url:https://e.com/a")
     no_url = dataclasses.replace(ARTICLE, url=None)
-    assert no_url.article_id == dataclasses.replace(no_url, text="  nato CHIEF  mark rutte spoke. rutte said more.").article_id
+    assert (
+        no_url.article_id
+        == dataclasses.replace(no_url, text="  nato CHIEF  mark rutte spoke. rutte said more.").article_id
+    )
     assert ARTICLE.content_hash == no_url.content_hash

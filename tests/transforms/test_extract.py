@@ -73,7 +73,13 @@ def test_html_page_metadata_and_main_text():
 
 def test_page_metadata_wins_over_feed_entry():
     raw = RawArticle(
-        "https://e.com/a", "feed", PAGE, "html", url="https://e.com/a", title="Feed title", published="2020-01-01",
+        "https://e.com/a",
+        "feed",
+        PAGE,
+        "html",
+        url="https://e.com/a",
+        title="Feed title",
+        published="2020-01-01",
         origin="feed",
     )
     art = to_article(raw)
@@ -84,7 +90,11 @@ def test_page_metadata_wins_over_feed_entry():
 
 def test_feed_summary_fallback():
     raw = RawArticle(
-        "https://e.com/b", "feed", "<html><body></body></html>", "html", summary="<p>Short &amp; sweet summary.</p>",
+        "https://e.com/b",
+        "feed",
+        "<html><body></body></html>",
+        "html",
+        summary="<p>Short &amp; sweet summary.</p>",
         origin="feed",
     )
     art = to_article(raw)

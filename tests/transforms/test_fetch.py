@@ -357,7 +357,9 @@ def test_fetch_step_keeps_per_host_concurrency(per_host):
         cfg = FetchConfig(**{**FAST, "allow_private_hosts": True, "per_host_concurrency": per_host})
         with TestPipeline(runner=RUNNER) as p:
             out = (
-                p | beam.Create(groups) | beam.ParDo(FetchLinksFn(cfg, _outcome)).with_outputs("rejects", main="pages")
+                p
+                | beam.Create([groups])
+                | beam.ParDo(FetchLinksFn(cfg, _outcome)).with_outputs("rejects", main="pages")
             )
             assert_that(out["pages"], equal_to([f"{n}.html" for n in PAGES] * 2))
             assert_that(out["rejects"], equal_to([]), label="NoRejects")
@@ -372,7 +374,7 @@ def test_fetch_step_turns_every_failure_into_an_output():
         with TestPipeline(runner=RUNNER) as p:
             out = (
                 p
-                | beam.Create([("127.0.0.1", links)])
+                | beam.Create([[("127.0.0.1", links)]])
                 | beam.ParDo(FetchLinksFn(cfg, _outcome)).with_outputs("rejects", main="pages")
             )
             assert_that(out["pages"], equal_to(["rail-budget.html"]))

@@ -67,7 +67,7 @@ def test_source_for(explicit, url, path, expected):
 
 
 def test_text_file_is_one_article():
-    rec = _one("/in/seeds/a.txt", "Title\nBody text.".encode())
+    rec = _one("/in/seeds/a.txt", b"Title\nBody text.")
     assert isinstance(rec, RawArticle)
     assert (rec.input_ref, rec.source, rec.content_type, rec.content) == (
         "/in/seeds/a.txt",
@@ -84,7 +84,12 @@ def test_gzipped_html_is_read_transparently():
 
 def test_jsonl_records_carry_line_numbers_and_fields():
     lines = [
-        {"text": "Body one.", "url": "https://News.example.org/a?utm_source=x", "title": "T1", "published": "2025-03-01"},
+        {
+            "text": "Body one.",
+            "url": "https://News.example.org/a?utm_source=x",
+            "title": "T1",
+            "published": "2025-03-01",
+        },
         {"html": "<p>Body two</p>", "source": "Wire"},
     ]
     data = "\n".join(json.dumps(x) for x in lines).encode() + b"\n\n"

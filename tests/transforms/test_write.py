@@ -6,8 +6,8 @@ import pathlib
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
-
 from conftest import read_dataset
+
 from schemas.elements import Article, Reject
 from transforms.write import WriteConfig, WriteDatasets, partition_dir, read_manifest, to_table
 
@@ -18,7 +18,9 @@ RUNNER = "pipelines.runners.OfflineDirectRunner"
 
 def _art(ref, text, day=None):
     published = dt.datetime(2025, 3, day, tzinfo=dt.timezone.utc) if day else None
-    return Article(input_ref=ref, source="s", text=text, published_at=published, date_source="published" if day else "run")
+    return Article(
+        input_ref=ref, source="s", text=text, published_at=published, date_source="published" if day else "run"
+    )
 
 
 def _write(out, articles, rejects=(), run_date=RUN):
@@ -48,8 +50,11 @@ def test_to_table_sorts_rows_for_reproducible_files():
 
 
 def test_writes_hive_partitions_and_manifest(tmp_path):
-    manifest = _write(tmp_path, [_art("a", "one", 22), _art("b", "two", 26), _art("c", "three")],
-                      [Reject.of("x", "read", "empty", "file is empty")])
+    manifest = _write(
+        tmp_path,
+        [_art("a", "one", 22), _art("b", "two", 26), _art("c", "three")],
+        [Reject.of("x", "read", "empty", "file is empty")],
+    )
     assert _files(tmp_path) == [
         "articles/published_date=2025-03-22/part-2026-11-23-00000.parquet",
         "articles/published_date=2025-03-26/part-2026-11-23-00000.parquet",
@@ -60,7 +65,7 @@ def test_writes_hive_partitions_and_manifest(tmp_path):
     assert sum(f["rows"] for f in manifest["datasets"]["articles"]) == 3
     assert manifest["datasets"]["entities"] == []
     table = read_dataset(tmp_path, "articles")
-    got = sorted(zip(table["input_ref"].to_pylist(), map(str, table["published_date"].to_pylist())))
+    got = sorted(zip(table["input_ref"].to_pylist(), map(str, table["published_date"].to_pylist()), strict=True))
     assert got == [("a", "2025-03-22"), ("b", "2025-03-26"), ("c", "2026-11-23")]
     assert not (tmp_path / "_staging" / "run_date=2026-11-23").exists()
     assert not list(tmp_path.rglob("*.temp*")) and not list(tmp_path.rglob(".temp*"))
@@ -72,7 +77,7 @@ def test_rerun_replaces_its_own_files_and_keeps_other_runs(tmp_path):
     # Same run date again, but the article moved partition and one is gone: no stale file may survive.
     _write(tmp_path, [_art("a", "one", 24)])
     table = read_dataset(tmp_path, "articles")
-    got = sorted(zip(table["input_ref"].to_pylist(), table["run_date"].to_pylist()))
+    got = sorted(zip(table["input_ref"].to_pylist(), table["run_date"].to_pylist(), strict=True))
     assert got == [("a", dt.date(2026, 11, 22)), ("a", RUN), ("b", dt.date(2026, 11, 22))]
     assert "rejects" not in {p.parts[0] for p in map(pathlib.Path, _files(tmp_path))}
 
