@@ -10,13 +10,13 @@ import posixpath
 import re
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.elements import RawArticle, Reject
-from transforms.common import REJECTS, Batch, TaggedParDo, count, reject, run_guarded
+from transforms.common import REJECTS, TaggedParDo, count, reject, run_guarded
 from transforms.fetch import DEFAULT_USER_AGENT, FetchConfig, Fetcher, FetchError, FetchLinksFn, Page
 from transforms.urls import canonical_url, host_of
 
@@ -509,13 +509,50 @@ class _ReadFeedFn(beam.DoFn):
 # Fetching the linked pages
 
 
-# Host batches are spread over this many keys: enough for the workers to fetch in parallel, few enough that a
-# batch usually holds max_parallel_hosts hosts.
-_HOST_SHARDS = 4
-
-
 def _host_of(keyed: tuple[str, list[FeedEntry]]) -> str:
     return keyed[0]
+
+
+def _number_hosts(keyed: tuple[str, Iterable[str]], size: int) -> Iterator[tuple[str, int]]:
+    for i, host in enumerate(sorted(keyed[1])):
+        yield host, i // size
+
+
+def _by_batch(host: str, joined: dict) -> tuple[int, tuple[str, list[FeedEntry]]]:
+    (batch,), (links,) = joined["batch"], joined["links"]
+    return batch, (host, links)
+
+
+def _hosts_in_order(_, hosts: Iterable[tuple[str, list[FeedEntry]]]) -> list[tuple[str, list[FeedEntry]]]:
+    return sorted(hosts, key=_host_of)
+
+
+class _HostBatches(beam.PTransform):
+    """(host, [entry]) -> lists of up to `size` (host, [entry]): hosts numbered in name order and cut in runs,
+    so batches are full however few hosts there are. Only host names meet on one key, never the links.
+
+    (Batch's hash shards would scatter a handful of hosts into batches of one, fetched one after another; a
+    side input with the host count would do, but Beam's DaskRunner cannot compute one made by a shuffle.)
+    """
+
+    def __init__(self, size: int):
+        super().__init__()
+        self._size = size
+
+    def expand(self, by_host):
+        batch_of = (
+            by_host
+            | "HostNames" >> beam.Map(lambda keyed: ("", keyed[0]))
+            | "AllHostNames" >> beam.GroupByKey()
+            | "NumberHosts" >> beam.FlatMap(_number_hosts, self._size)
+        )
+        return (
+            {"batch": batch_of, "links": by_host}
+            | "JoinBatch" >> beam.CoGroupByKey()
+            | "KeyByBatch" >> beam.MapTuple(_by_batch)
+            | "GroupBatch" >> beam.GroupByKey()
+            | "HostsInOrder" >> beam.MapTuple(_hosts_in_order)
+        )
 
 
 def _listed(host: str, entries: Iterable[FeedEntry]) -> tuple[str, list[FeedEntry]]:
@@ -566,7 +603,7 @@ class FetchEntries(beam.PTransform):
             | "GroupByHost" >> beam.GroupByKey()
             | "ListLinks" >> beam.MapTuple(_listed)
             # Up to max_parallel_hosts hosts per element, fetched side by side.
-            | "HostBatches" >> Batch(self._cfg.fetch.max_parallel_hosts, shards=_HOST_SHARDS, key=_host_of)
+            | "HostBatches" >> _HostBatches(self._cfg.fetch.max_parallel_hosts)
         )
         # Not run_guarded: FetchLinksFn turns every failure of a link into a reject itself, one per link.
         fetched = by_host | "FetchPages" >> TaggedParDo(FetchLinksFn(self._cfg.fetch, to_raw), REJECTS, main="raw")

@@ -22,6 +22,7 @@ from transforms.feeds import (  # noqa: E402
     FeedConfig,
     FeedUnreadable,
     ReadFeeds,
+    _HostBatches,
     add_arguments,
     config_from_options,
     load_feed,
@@ -505,3 +506,16 @@ def test_thin_page_falls_back_to_the_feed_summary():
     )
     art = to_article(raw, ExtractConfig(timeout_s=None))
     assert art.content_source == "feed_summary" and art.text.startswith("Polls have closed")
+
+
+@pytest.mark.parametrize(
+    "n_hosts, size, expected_sizes",
+    [(1, 8, [1]), (3, 8, [3]), (8, 8, [8]), (20, 8, [4, 8, 8]), (5, 1, [1, 1, 1, 1, 1])],
+)
+def test_host_batches_are_full_and_keep_each_host_once(n_hosts, size, expected_sizes):
+    # A few hosts must share one batch (they are fetched side by side), never scatter into batches of one.
+    hosts = [(f"host{i:02d}.example", [f"link-{i}-{j}" for j in range(i % 3 + 1)]) for i in range(n_hosts)]
+    with TestPipeline(runner=RUNNER) as p:
+        batches = p | beam.Create(hosts) | _HostBatches(size)
+        assert_that(batches | "Sizes" >> beam.Map(len), equal_to(expected_sizes), label="Sizes")
+        assert_that(batches | "Hosts" >> beam.FlatMap(lambda b: b), equal_to(hosts), label="EachHostOnce")

@@ -1,0 +1,87 @@
+"""Shared stage plumbing: tagged routing, dead letters, guarded ParDos and runner-safe batching."""
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms.common import REJECTS, Batch, TaggedParDo, reject, run_guarded
+
+RUNNER = "pipelines.runners.OfflineDirectRunner"
+
+
+class _Parity(beam.DoFn):
+    """Even numbers to main, odd ones to 'odd', negatives rejected, zero raises."""
+
+    def process(self, n):
+        if n == 0:
+            raise ZeroDivisionError("zero")
+        if n < 0:
+            yield reject(f"n:{n}", "test", "negative", "below zero")
+        elif n % 2:
+            yield beam.pvalue.TaggedOutput("odd", n)
+        else:
+            yield n
+
+
+class _EmitsInFinishBundle(beam.DoFn):
+    def process(self, n):
+        yield n
+
+    def finish_bundle(self):
+        yield beam.utils.windowed_value.WindowedValue(99, 0, [beam.transforms.window.GlobalWindow()])
+
+
+def test_tagged_pardo_routes_each_output_to_its_tag_only():
+    with TestPipeline(runner=RUNNER) as p:
+        out = p | beam.Create([1, 2, 3, 4]) | TaggedParDo(_Parity(), "odd", REJECTS, main="even")
+        assert_that(out["even"], equal_to([2, 4]), label="Even")
+        assert_that(out["odd"], equal_to([1, 3]), label="Odd")
+        assert_that(out[REJECTS], equal_to([]), label="NoRejects")
+
+
+def test_tagged_pardo_dead_letter_holds_the_failing_element_and_the_error():
+    with TestPipeline(runner=RUNNER) as p:
+        out = p | beam.Create([0, 2]) | TaggedParDo(_Parity(), "odd", REJECTS, dead_letter="failed")
+        failed = out["failed"] | beam.MapTuple(lambda element, err: (element, err[0].__name__, "zero" in err[1]))
+        assert_that(failed, equal_to([(0, "ZeroDivisionError", True)]), label="Failed")
+        assert_that(out["main"], equal_to([2]), label="Main")
+
+
+def test_tagged_pardo_refuses_a_dofn_that_emits_from_finish_bundle():
+    # Beam's DaskRunner drops such output silently; failing loudly keeps it from being lost.
+    with pytest.raises(Exception, match="finish_bundle must not emit"):
+        with TestPipeline(runner=RUNNER) as p:
+            _ = p | beam.Create([1]) | TaggedParDo(_EmitsInFinishBundle())
+
+
+def test_run_guarded_turns_tagged_and_unexpected_failures_into_rejects():
+    with TestPipeline(runner=RUNNER) as p:
+        main, rejects, odd = run_guarded(
+            p | beam.Create([-1, 0, 1, 2]), "Parity", "test", _Parity(), tags=(REJECTS, "odd")
+        )
+        assert_that(main, equal_to([2]), label="Main")
+        assert_that(odd, equal_to([1]), label="Odd")
+        reasons = rejects | beam.Map(lambda r: (r.stage, r.reason))
+        assert_that(reasons, equal_to([("test", "negative"), ("test", "internal_error")]), label="Rejects")
+
+
+@pytest.mark.parametrize(
+    "n, size, shards",
+    [
+        (0, 4, 16),
+        (10, 4, 16),
+        (3, 8, 1),
+        (100, 7, 1),
+    ],
+)
+def test_batch_keeps_every_element_once_in_bounded_deterministic_lists(n, size, shards):
+    with TestPipeline(runner=RUNNER) as p:
+        batches = p | beam.Create(list(range(n))) | Batch(size, shards=shards, key=str)
+        assert_that(batches | "Sizes" >> beam.Map(len), lambda sizes: all(0 < s <= size for s in sizes), "Bounded")
+        assert_that(batches | beam.FlatMap(lambda b: b), equal_to(list(range(n))), label="EachOnce")
+        assert_that(
+            batches | "Sorted" >> beam.Map(lambda b: b == sorted(b, key=str)),
+            lambda flags: all(flags),
+            label="Ordered",
+        )
