@@ -273,3 +273,25 @@ def test_feed_run_identical_on_dask(tmp_path, dask_cluster):
     assert _manifest(dask.output) == _manifest(ref)
     for dataset in _datasets(ref):
         assert _rows(dask.output, dataset) == _rows(ref, dataset), f"{dataset}: rows differ on Dask"
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_next_day_on_dask_finds_the_stored_signatures(tmp_path, dask_cluster):
+    # Cross-day dedup reads earlier runs' signatures as a side input: on Dask it is computed inside a worker.
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for seed in sorted(SEEDS.glob("*.txt")):
+        shutil.copy(seed, inputs / seed.name)
+    out = tmp_path / "out"
+    days = ("2026-11-22", "2026-11-23")
+    for day in days:
+        run = _cli("dask", out, ["--input", str(inputs / "*.txt"), "--run-date", day], _dask_flags(dask_cluster))
+        assert run.returncode == 0, run.log[-4000:]
+    articles, duplicates = read_dataset(out, "articles"), read_dataset(out, "duplicates")
+    first_day = sorted(
+        a
+        for a, d in zip(articles["article_id"].to_pylist(), articles["run_date"].to_pylist(), strict=True)
+        if str(d) == days[0]
+    )
+    assert len(first_day) == 5 and articles.num_rows == 5
+    assert sorted(duplicates.column("duplicate_of").to_pylist()) == first_day
