@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import traceback
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.core import _DoFnParam
 
 from schemas.elements import Reject, stable_hash
 
@@ -96,6 +98,10 @@ class TaggedParDo(beam.PTransform):
 
     def __init__(self, fn, *tags, main="main", dead_letter=None, args=(), kwargs=None, output_types=None):
         super().__init__()
+        # The wrapper calls fn.process itself, so Beam would not fill window, timestamp, state or timer params.
+        params = [n for n, p in inspect.signature(fn.process).parameters.items() if isinstance(p.default, _DoFnParam)]
+        if params:
+            raise TypeError(f"TaggedParDo cannot pass DoFn parameters ({', '.join(params)}) to {type(fn).__name__}")
         self._fn, self._tags, self._main, self._dead = fn, tags, main, dead_letter
         self._args, self._kwargs, self._types = args, kwargs or {}, output_types or {}
 

@@ -55,6 +55,16 @@ def test_tagged_pardo_refuses_a_dofn_that_emits_from_finish_bundle():
             _ = p | beam.Create([1]) | TaggedParDo(_EmitsInFinishBundle())
 
 
+class _WantsWindow(beam.DoFn):
+    def process(self, n, window=beam.DoFn.WindowParam):
+        yield n, window
+
+
+def test_tagged_pardo_refuses_a_dofn_that_needs_dofn_parameters():
+    with pytest.raises(TypeError, match="window"):
+        TaggedParDo(_WantsWindow())
+
+
 def test_run_guarded_turns_tagged_and_unexpected_failures_into_rejects():
     with TestPipeline(runner=RUNNER) as p:
         main, rejects, odd = run_guarded(
