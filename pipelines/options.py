@@ -28,23 +28,6 @@ def _stage_modules():
     return [importlib.import_module(name) for name in STAGE_MODULES]
 
 
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {value!r}") from None
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number: {value!r}")
-    return n
-
-
 class IngestOptions(PipelineOptions):
     """Flags of `news-ingest`; any other flag is passed on to Beam."""
 
