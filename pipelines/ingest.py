@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -177,8 +179,18 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console-script wrapper."""
-    sys.exit(run())
+    """Console-script wrapper: exits with run()'s status."""
+    code = run()
+    # The run is complete by now: output committed, summary printed. Beam's multi-process runner can leave gRPC
+    # threads behind that abort interpreter teardown now and then ("terminate called without an active exception",
+    # exit -6), which would turn a good run into a failure for the scheduler. So run the exit handlers, flush, and
+    # leave without the native teardown.
+    try:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 if __name__ == "__main__":
