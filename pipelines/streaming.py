@@ -18,7 +18,7 @@ from schemas.elements import Reject
 from transforms.common import REJECTS, count
 from transforms.extract import Extract
 from transforms.feeds import STAGE as FEEDS_STAGE
-from transforms.feeds import FeedConfig, FeedEntry, FetchEntries, Fetcher, read_feed
+from transforms.feeds import FeedConfig, FeedEntry, FeedReaderFn, FetchEntries
 from transforms.stream_write import StreamWriteConfig, WriteWindowed
 
 WRITE_WINDOW_S = 3600  # output files are per hour
@@ -118,27 +118,16 @@ def skip_seen(items: Iterable, seen: dict, now: float, ttl_s: float) -> tuple[li
     return fresh, seen
 
 
-class _PollFeedFn(beam.DoFn):
-    """(poll time, (feed index, (location, name))) -> (location, entries and entry rejects) | feed reject."""
-
-    def __init__(self, cfg: FeedConfig):
-        self._cfg = cfg
-
-    def setup(self):
-        self._fetcher = Fetcher(self._cfg.fetch)
+class _PollFeedFn(FeedReaderFn):
+    """(feed index, (location, name)) -> (location, entries and entry rejects) | feed reject."""
 
     def process(self, item):
-        index, (location, name) = item
-        entries, rejects = read_feed(location, name, index, self._fetcher, self._cfg)
+        location, entries, rejects = self.read(item)
         for r in rejects:
             if r.reason == "feed_unreadable":
                 count(f"rejected.{r.stage}.{r.reason}")
                 yield beam.pvalue.TaggedOutput(REJECTS, r)
         yield location, tuple(entries) + tuple(r for r in rejects if r.reason != "feed_unreadable")
-
-    def teardown(self):
-        if getattr(self, "_fetcher", None) is not None:
-            self._fetcher.close()
 
 
 class _SkipSeenFn(beam.DoFn):

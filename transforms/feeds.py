@@ -485,24 +485,33 @@ def read_feed(location: str, name: str | None, index: int, fetcher: Fetcher | No
     return entries, rejects
 
 
-class _ReadFeedFn(beam.DoFn):
+class FeedReaderFn(beam.DoFn):
+    """Base of the DoFns that read feeds: one HTTP client per DoFn instance, `read(item)` for (index, (location,
+    name)) items. Subclasses decide what to emit."""
+
     def __init__(self, cfg: FeedConfig):
         self._cfg = cfg
 
     def setup(self):
         self._fetcher = Fetcher(self._cfg.fetch)
 
-    def process(self, item):
+    def read(self, item) -> tuple[str, list[FeedEntry], list[Reject]]:
         index, (location, name) = item
         entries, rejects = read_feed(location, name, index, self._fetcher, self._cfg)
-        for r in rejects:
-            count(f"rejected.{r.stage}.{r.reason}")
-            yield beam.pvalue.TaggedOutput(REJECTS, r)
-        yield from entries
+        return location, entries, rejects
 
     def teardown(self):
         if getattr(self, "_fetcher", None) is not None:
             self._fetcher.close()
+
+
+class _ReadFeedFn(FeedReaderFn):
+    def process(self, item):
+        _, entries, rejects = self.read(item)
+        for r in rejects:
+            count(f"rejected.{r.stage}.{r.reason}")
+            yield beam.pvalue.TaggedOutput(REJECTS, r)
+        yield from entries
 
 
 # ---------------------------------------------------------------------------------------------------------------------
