@@ -48,6 +48,7 @@ ARTICLES = pa.schema(
         ("cluster_id", pa.string()),
         ("duplicate_count", pa.int32()),
         ("entities", ENTITY_TYPE),
+        ("flags", pa.list_(pa.string())),
         ("ingested_at", _TS),
         ("run_date", pa.date32()),
     ]
@@ -151,6 +152,7 @@ def article_row(a: Article, run_date: dt.date, ingested_at: dt.datetime) -> tupl
         "cluster_id": a.cluster_id,
         "duplicate_count": a.duplicate_count,
         "entities": [dataclasses.asdict(e) for e in a.entities],
+        "flags": list(a.flags),
         "ingested_at": ingested_at,
         "run_date": run_date,
     }

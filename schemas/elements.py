@@ -8,6 +8,8 @@ import hashlib
 import re
 import unicodedata
 
+from schemas.sanitize import repair_fields, valid_unicode
+
 # Reject reason codes are part of the output contract: keep them short and stable.
 EXCERPT_CHARS = 500
 
@@ -20,8 +22,11 @@ def normalize_for_hash(text: str) -> str:
 
 
 def stable_hash(value: str, length: int = 16) -> str:
-    """A short hex digest that is identical on every machine and runner."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:length]
+    """A short hex digest that is identical on every machine and runner; never fails on a lone surrogate."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+_RAW_TEXT_FIELDS = ("input_ref", "source", "content", "content_type", "url", "title", "published", "author", "summary")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +43,13 @@ class RawArticle:
     author: str | None = None
     summary: str | None = None  # feed entry summary, the fallback when a page yields nothing
     origin: str = "file"  # "file" | "jsonl" | "feed"
+    flags: tuple[str, ...] = ()  # what was repaired on the way in, e.g. "repaired_unicode:text"
+
+    def __post_init__(self):
+        # Every string that enters the pipeline is valid Unicode from here on: keys, coders and Parquet need it.
+        repaired = repair_fields(self, _RAW_TEXT_FIELDS)
+        if repaired:
+            object.__setattr__(self, "flags", self.flags + tuple(f"repaired_unicode:{n}" for n in repaired))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +92,7 @@ class Article:
     cluster_id: str | None = None
     duplicate_count: int = 0
     entities: tuple[EntityMention, ...] = ()
+    flags: tuple[str, ...] = ()  # data-quality notes: "repaired_unicode:<field>", "ner_truncated"
 
     @property
     def content_hash(self) -> str:
@@ -135,11 +148,14 @@ class Reject:
     detail: str
     excerpt: str | None = None
 
+    def __post_init__(self):
+        repair_fields(self, ("input_ref", "stage", "reason", "detail", "excerpt"))
+
     @classmethod
     def of(cls, input_ref: str, stage: str, reason: str, detail: str, content: str | bytes | None = None):
         excerpt = None
         if isinstance(content, bytes):
             content = content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
         if content:
-            excerpt = content[:EXCERPT_CHARS]
+            excerpt = valid_unicode(content[:EXCERPT_CHARS])
         return cls(input_ref=input_ref, stage=stage, reason=reason, detail=detail, excerpt=excerpt)

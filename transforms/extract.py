@@ -133,6 +133,7 @@ def to_article(
         published_at=published,
         date_source="published" if published else "run",
         content_source="text",
+        flags=raw.flags,
     )
     if raw.content_type == "text":
         text = raw.content.strip()
