@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -17,27 +19,82 @@ from pipelines import lock as run_lock
 from pipelines import report as run_report
 from pipelines import summary
 from pipelines.options import IngestOptions, RunConfig, UsageError, help_parser, to_config
-from pipelines.runners import pin_offline_runner
+from pipelines.runners import pin_offline_runner, private_tempdir
+from schemas.elements import FileTally
 from transforms.clean import Clean
 from transforms.dedup import Dedup
 from transforms.entities import ExtractEntities, check_model
 from transforms.extract import Extract
 from transforms.feeds import ReadFeeds
-from transforms.read import ReadFiles
-from transforms.write import WriteDatasets, delete_tree, staging_dir
+from transforms.read import ReadFiles, is_under
+from transforms.write import (
+    KNOWN_DATASETS,
+    WriteDatasets,
+    clear_refusal,
+    committed_files,
+    delete_tree,
+    read_refusal,
+    staging_dir,
+)
+
+MAX_LISTED_FILES = 200  # files with rejects listed in the manifest and report; the rest are counted
+
+
+def _tally_row(tally: FileTally) -> dict:
+    return dataclasses.asdict(tally)
+
+
+def _listed_files(rows: list[dict]) -> list[dict]:
+    # Unbalanced files first: a reader that lost records is what an operator must see.
+    rows = sorted(rows, key=lambda r: (r["expected"] == r["records"] + r["rejects"], r["path"]))
+    return rows[:MAX_LISTED_FILES]
+
+
+def _has_rejects_or_is_unbalanced(tally: FileTally) -> bool:
+    return bool(tally.rejects) or not tally.balanced
+
+
+def _input_counts(p: beam.Pipeline, files: dict | None, feeds: dict | None) -> dict:
+    """Records read, counted apart from the readers that could lose them: per file from its bytes (FileTally),
+    per feed item as fetched or rejected. Plus the files matched and the files worth a look."""
+    ones = []
+    if files is not None:
+        ones.append(files["tallies"] | "ExpectedPerFile" >> beam.Map(lambda t: t.expected))
+    if feeds is not None:
+        ones.append(
+            (feeds["raw"], feeds["rejects"])
+            | "FeedRecords" >> beam.Flatten()
+            | "OnePerFeedItem" >> beam.Map(lambda _: 1)
+        )
+    if not ones:
+        ones.append(p | "NoInput" >> beam.Create([0]))
+    counts = {"records_read": ones | "AllExpected" >> beam.Flatten() | "CountRead" >> beam.CombineGlobally(sum)}
+    if files is not None:
+        tallies = files["tallies"]
+        counts["files_matched"] = tallies | "CountFiles" >> beam.combiners.Count.Globally()
+        counts["files_with_rejects"] = (
+            tallies
+            | "FilesWithRejects" >> beam.Filter(_has_rejects_or_is_unbalanced)
+            | "TallyRows" >> beam.Map(_tally_row)
+            | "ListFiles" >> beam.combiners.ToList()
+            | "FirstFiles" >> beam.Map(_listed_files)
+        )
+    return counts
 
 
 def build(p: beam.Pipeline, cfg: RunConfig):
     """Wire read -> extract -> clean -> dedup -> entities -> write. Returns the manifest PCollection."""
+    files = feeds_read = None
     sources = []
     if cfg.inputs:
-        sources.append(p | "ReadFiles" >> ReadFiles(cfg.inputs, cfg.read))
+        files = p | "ReadFiles" >> ReadFiles(cfg.inputs, cfg.read)
+        sources.append(files)
     feeds = cfg.stages.get("feeds")
     if feeds is not None and feeds.feeds:
-        sources.append(p | "ReadFeeds" >> ReadFeeds(feeds))
+        feeds_read = p | "ReadFeeds" >> ReadFeeds(feeds)
+        sources.append(feeds_read)
     raw = [s["raw"] for s in sources] | "AllRaw" >> beam.Flatten()
     read_rejects = [s["rejects"] for s in sources] | "AllReadRejects" >> beam.Flatten()
-    records_read = (raw, read_rejects) | "AllRecords" >> beam.Flatten() | "CountRead" >> beam.combiners.Count.Globally()
     extracted = raw | "Extract" >> Extract(cfg.extract)
     cleaned = extracted["articles"] | "Clean" >> Clean(cfg.stages["clean"])
     deduped = cleaned["articles"] | "Dedup" >> Dedup(cfg.stages["dedup"])
@@ -55,7 +112,7 @@ def build(p: beam.Pipeline, cfg: RunConfig):
         "signatures": deduped["signatures"],
         "rejects": rejects,
     }
-    return datasets | "Write" >> WriteDatasets(cfg.write, counts={"records_read": records_read})
+    return datasets | "Write" >> WriteDatasets(cfg.write, counts=_input_counts(p, files, feeds_read))
 
 
 def _quiet_logging(verbose: bool) -> None:
@@ -66,18 +123,29 @@ def _quiet_logging(verbose: bool) -> None:
 
 
 def _check_inputs(cfg: RunConfig) -> list[str]:
-    """Fail fast on a literal path that does not exist; warn on globs that match nothing."""
-    warnings = []
+    """Fail fast on a literal path that does not exist; warn on globs that match nothing; refuse a run that
+    would read nothing at all and so replace a committed date with emptiness (unless --allow-empty)."""
+    warnings, matched = [], 0
     for pattern in cfg.inputs:
         try:
             found = FileSystems.match([pattern])[0].metadata_list
         except Exception:  # noqa: BLE001 - Beam raises a bare error when the folder is missing
             found = []
+        found = [m for m in found if not is_under(m.path, cfg.output)]
+        matched += len(found)
         if not found:
             if any(c in pattern for c in "*?["):
                 warnings.append(f"--input {pattern!r} matched no files")
             else:
                 raise UsageError(f"--input {pattern!r}: no such file")
+    feeds = cfg.stages.get("feeds")
+    if not matched and not (feeds and feeds.feeds) and not cfg.write.allow_empty:
+        kept = committed_files(cfg.write, KNOWN_DATASETS)
+        if kept:
+            raise UsageError(
+                f"no input file matched; run {cfg.run_date.isoformat()} already has {len(kept)} committed files, "
+                "which an empty run would replace (check the globs and mounts, or pass --allow-empty)"
+            )
     return warnings
 
 
@@ -104,23 +172,34 @@ def _run_batch(options, cfg: RunConfig, started: float) -> int:
         stage = staging_dir(cfg.output, cfg.run_date)
         # Left behind by a crashed run of the same date; nothing in it was ever published.
         delete_tree(stage)
-        with run_report.Progress():
+        clear_refusal(cfg.output, cfg.run_date)
+        with private_tempdir(), run_report.Progress():
             with beam.Pipeline(options=options) as p:
                 build(p, cfg)
         result = p.result
         wall = time.monotonic() - started
+        refused = read_refusal(cfg.output, cfg.run_date)
+        if refused is not None:
+            clear_refusal(cfg.output, cfg.run_date)
+            print(
+                f"news-ingest: error: the run read no records, so run {cfg.run_date.isoformat()} keeps its "
+                f"{refused.get('kept_files', 0)} committed files (check the inputs, or pass --allow-empty)",
+                file=sys.stderr,
+            )
+            return 1
+        metrics = run_report.metrics_from_result(result)
         try:
             rep = run_report.build_report(
                 cfg.output,
                 cfg.run_date,
                 wall_s=wall,
-                metrics=run_report.metrics_from_result(result),
+                metrics=metrics,
                 options=options.get_all_options(drop_default=True),
             )
             run_report.write_report(cfg.output, cfg.run_date, rep)
         except Exception as e:  # noqa: BLE001 - a report failure must not fail a committed run
             warnings.append(f"report not written: {type(e).__name__}: {e}")
-    return summary.finish(cfg, result, runner, wall, warnings)
+    return summary.finish(cfg, result, runner, wall, warnings, metrics)
 
 
 def _configure(argv: list[str]) -> tuple[PipelineOptions, RunConfig]:
@@ -178,8 +257,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _interrupted(signum, _frame):
+    # A scheduler stops a job with SIGTERM: unwind like Ctrl-C, so the lock and temp folders are released.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     """Console-script wrapper: exits with run()'s status."""
+    signal.signal(signal.SIGTERM, _interrupted)
     code = run()
     # The run is complete by now: output committed, summary printed. Beam's multi-process runner can leave gRPC
     # threads behind that abort interpreter teardown now and then ("terminate called without an active exception",

@@ -5,21 +5,33 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import errno
 import json
 import os
 import socket
+import time
 import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
 LOCKS = "_locks"
 DEFAULT_MAX_AGE_HOURS = 12.0
-# A lock file that cannot be parsed is normally one being written right now; only older ones are stale.
+MAX_AGE_LIMIT_HOURS = 24.0 * 365
+# Where a writer's file can be seen half-written (generic filesystems), an unparseable lock may be one being
+# written right now; only older ones are stale. Local and S3 locks are published whole, so they need no grace.
 _UNREADABLE_GRACE = dt.timedelta(seconds=60)
+# A takeover holds its guard for milliseconds; a guard of a live-looking owner older than this was left by a
+# takeover that died on another host (or by a previous version, which wrote only a pid).
+_GUARD_MAX_AGE = dt.timedelta(seconds=60)
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 class LockHeld(RuntimeError):
     """Another live run holds the lock; str() is the one-line message for the user."""
+
+
+class LockWriteError(OSError):
+    """A lock or guard file could not be written (disk full, ...); nothing of it was left behind."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,14 +69,31 @@ def config_from_options(opts, *, run_date: dt.date, output: str, now: dt.datetim
     """LockConfig from parsed options."""
     del run_date, output, now  # the lock is keyed by them at acquire time
     hours = getattr(opts, "lock_max_age_hours", DEFAULT_MAX_AGE_HOURS)
-    if hours is None or hours <= 0:
-        raise ValueError("--lock-max-age-hours must be positive")
+    if hours is None or not 0 < hours <= MAX_AGE_LIMIT_HOURS:  # also false for NaN; inf would overflow
+        raise ValueError(f"--lock-max-age-hours must be positive and at most {MAX_AGE_LIMIT_HOURS:g}")
     return LockConfig(enabled=not getattr(opts, "no_lock", False), max_age=dt.timedelta(hours=hours))
 
 
 def lock_path(output: str, run_date: dt.date) -> str:
     """Where the lock of one run date lives; '_' keeps it out of dataset readers' way."""
     return FileSystems.join(output, LOCKS, f"run_date={run_date.isoformat()}.lock")
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """A process, identified beyond its pid: pids are reused, (pid, start time, boot id) is not."""
+
+    pid: int
+    host: str
+    pid_start: int | None = None  # clock ticks since boot (Linux /proc/<pid>/stat field 22); None elsewhere
+    boot_id: str | None = None  # /proc/sys/kernel/random/boot_id; None elsewhere
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(dataclasses.asdict(self), sort_keys=True) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Owner | None:
+        return _from_json(cls, data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,20 +106,42 @@ class LockInfo:
     started_at: str  # ISO 8601, UTC
     run_date: str
     output: str
+    # Absent from locks written by the previous version: their owners get the plain pid check.
+    pid_start: int | None = None
+    boot_id: str | None = None
 
     def to_bytes(self) -> bytes:
         return (json.dumps(dataclasses.asdict(self), sort_keys=True) + "\n").encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LockInfo | None:
-        try:
-            value = json.loads(data.decode("utf-8"))
-            return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return None
+        return _from_json(cls, data)
+
+    def owner(self) -> Owner:
+        return Owner(self.pid, self.host, self.pid_start, self.boot_id)
 
     def describe(self) -> str:
         return f"pid {self.pid} on host {self.host} since {self.started_at}"
+
+
+def _from_json(cls, data: bytes):
+    """An instance of dataclass `cls` from its JSON, or None; fields with defaults may be missing."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+        kwargs = {
+            f.name: value[f.name] if f.default is dataclasses.MISSING else value.get(f.name, f.default)
+            for f in dataclasses.fields(cls)
+        }
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        return None
+    if not isinstance(kwargs["pid"], int) or not all(
+        kwargs.get(k) is None or isinstance(kwargs[k], t) for k, t in (("pid_start", int), ("boot_id", str))
+    ):
+        return None
+    return cls(**kwargs)
+
+
+# --- is the owner alive? ------------------------------------------------------------------------------------
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,28 +156,128 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _parse_start_time(stat: str) -> int | None:
+    """Field 22 (starttime) of a /proc/<pid>/stat line. The command name (field 2) may hold spaces and
+    parentheses, so fields are counted from the last ')'."""
+    fields = stat[stat.rfind(")") + 1 :].split()
+    try:
+        return int(fields[22 - 3])
+    except (IndexError, ValueError):
+        return None
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:  # no /proc (macOS), process gone, or hidden (hidepid)
+        return None
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot; None where /proc cannot tell."""
+    stat = _read_text(f"/proc/{pid}/stat")
+    return _parse_start_time(stat) if stat else None
+
+
+def _boot_id() -> str | None:
+    """This boot of this host; None where /proc cannot tell."""
+    text = _read_text("/proc/sys/kernel/random/boot_id")
+    return (text.strip() or None) if text else None
+
+
+def _this_process() -> Owner:
+    pid = os.getpid()
+    return Owner(pid, socket.gethostname(), _proc_start_time(pid), _boot_id())
+
+
+def _gone_reason(
+    owner: Owner, host: str, *, alive=_pid_alive, start_time=_proc_start_time, boot=_boot_id
+) -> str | None:
+    """Why `owner` is certainly not running any more, or None if it may be (or runs on another host).
+    Pid checks alone are fooled by pid reuse; start time and boot id are only compared when both sides know them."""
+    if owner.host != host:
+        return None
+    current_boot = boot() if owner.boot_id else None
+    if current_boot and current_boot != owner.boot_id:
+        return f"{host} rebooted since pid {owner.pid} took it"
+    if not alive(owner.pid):
+        return f"pid {owner.pid} on {host} is gone"
+    current_start = start_time(owner.pid) if owner.pid_start is not None else None
+    if current_start is not None and current_start != owner.pid_start:
+        return f"pid {owner.pid} on {host} is now another process"
+    return None
+
+
+def _guard_is_stale(data: bytes, age: dt.timedelta, host: str, *, gone=_gone_reason) -> bool:
+    """Whether a takeover guard was left by a takeover that died. New guards are written whole, so an empty or
+    garbled one is a crash leftover; a bare pid is a previous version's guard, judged by its age only."""
+    text = data.strip()
+    if text.isdigit():
+        return age > _GUARD_MAX_AGE
+    owner = Owner.from_bytes(data)
+    if owner is None:
+        return True
+    return gone(owner, host) is not None or age > _GUARD_MAX_AGE
+
+
 # Backends: create-if-absent, read with a version, delete only if the version is unchanged.
 # `version` is whatever proves "still the file I read": the bytes locally, the ETag on S3.
+# `unreadable_grace`: how long an unparseable lock may be one still being written.
+
+
+def _write_new_file(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        # Before the link: after a power cut the published name must not point at an empty file.
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _write_error(path: str, e: OSError, linking: bool) -> LockWriteError:
+    hint = ""
+    if linking and e.errno in _NO_HARD_LINKS:
+        hint = " (the lock needs a filesystem with hard links; --no-lock skips it)"
+    return LockWriteError(e.errno, f"could not write the run lock file {path}: {e.strerror or e}{hint}")
 
 
 class _LocalBackend:
-    """O_CREAT|O_EXCL is atomic on local and POSIX network filesystems; takeovers are serialised by a guard file."""
+    """Files are written whole to a temporary name and published with link(), which is atomic and fails if the
+    name exists (on local and POSIX network filesystems): a lock or guard file is never seen half-written, so an
+    unreadable one is garbage. Takeovers are serialised by a guard file."""
+
+    unreadable_grace = dt.timedelta(0)
 
     def _native(self, path: str) -> str:
         return path[len("file://") :] if path.startswith("file://") else path
 
     def create(self, path: str, data: bytes) -> bool:
         native = self._native(path)
-        os.makedirs(os.path.dirname(native) or ".", exist_ok=True)
+        folder = os.path.dirname(native) or "."
+        tmp = os.path.join(folder, f".{os.path.basename(native)}.{uuid.uuid4().hex}.tmp")
+        linking = False
         try:
-            fd = os.open(native, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
+            os.makedirs(folder, exist_ok=True)
+            _write_new_file(tmp, data)
+            linking = True
+            os.link(tmp, native)
+        except OSError as e:
+            if linking and isinstance(e, FileExistsError):
+                return False
+            raise _write_error(native, e, linking) from e
         finally:
-            os.close(fd)
+            _remove(tmp)
         return True
 
     def read(self, path: str):
@@ -139,32 +290,39 @@ class _LocalBackend:
             return None
         return data, data, mtime
 
+    def _take_guard(self, guard: str) -> bool:
+        me = _this_process()
+        if self.create(guard, me.to_bytes()):
+            return True
+        current = self.read(guard)
+        if current is not None:
+            data, _, mtime = current
+            age = dt.timedelta(seconds=time.time() - mtime.timestamp())
+            if not _guard_is_stale(data, age, me.host):
+                return False  # someone else is taking over right now
+            _remove(guard)
+        return self.create(guard, me.to_bytes())
+
     def delete(self, path: str, version) -> bool:
         native = self._native(path)
         guard = native + ".takeover"
-        if not self.create(guard, str(os.getpid()).encode()):
-            try:
-                age = dt.datetime.now().timestamp() - os.path.getmtime(guard)
-            except FileNotFoundError:
-                age = 0.0
-            if age < _UNREADABLE_GRACE.total_seconds():
-                return False  # someone else is taking over right now
-            os.unlink(guard)  # left by a takeover that died; its owner is long gone
-            if not self.create(guard, str(os.getpid()).encode()):
-                return False
+        if not self._take_guard(guard):
+            return False
         try:
             current = self.read(path)
             if current is not None:
                 if current[1] != version:
                     return False
-                os.unlink(native)
+                _remove(native)
             return True
         finally:
-            os.unlink(guard)
+            _remove(guard)
 
 
 class _S3Backend:
     """S3 conditional requests: PutObject If-None-Match: * and DeleteObject If-Match: ETag (both atomic)."""
+
+    unreadable_grace = dt.timedelta(0)  # an object becomes visible whole or not at all
 
     def __init__(self, options):
         from apache_beam.io.aws.clients.s3.boto3_client import Client
@@ -226,11 +384,20 @@ class _FileSystemsBackend:
     starting within one round trip of each other can both see no lock, and the read-back catches most
     but not all of those races."""
 
+    unreadable_grace = _UNREADABLE_GRACE  # some (hdfs://, local) show a file while it is being written
+
     def create(self, path: str, data: bytes) -> bool:
         if FileSystems.exists(path):
             return False
-        with FileSystems.create(path) as f:
-            f.write(data)
+        try:
+            with FileSystems.create(path) as f:
+                f.write(data)
+        except OSError as e:
+            try:
+                FileSystems.delete([path])
+            except Exception:  # noqa: BLE001 - best effort: the write error is the one to report
+                pass
+            raise LockWriteError(e.errno, f"could not write the run lock file {path}: {e.strerror or e}") from e
         current = self.read(path)
         return current is not None and current[0] == data
 
@@ -281,18 +448,33 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.release()
+        except OSError:
+            # Keep the run's own error (often the same full disk). The lock stays behind naming this process,
+            # which is gone by the next run: on this host that run takes it over at once.
+            if exc_type is None:
+                raise
 
 
 def _stale_reason(
-    info: LockInfo | None, written_at: dt.datetime, now: dt.datetime, max_age: dt.timedelta, host: str
+    info: LockInfo | None,
+    written_at: dt.datetime,
+    now: dt.datetime,
+    max_age: dt.timedelta,
+    host: str,
+    *,
+    unreadable_grace: dt.timedelta = dt.timedelta(0),
+    gone=_gone_reason,
 ) -> str | None:
     """Why a lock may be taken over, or None while its owner may still be running."""
     if info is None:
-        return "unreadable lock file" if now - written_at > _UNREADABLE_GRACE else None
-    if info.host == host and not _pid_alive(info.pid):
-        return f"pid {info.pid} on {host} is gone"
+        fresh = unreadable_grace > dt.timedelta(0) and now - written_at <= unreadable_grace
+        return None if fresh else "unreadable lock file"
+    reason = gone(info.owner(), host)
+    if reason:
+        return reason
     try:
         started = dt.datetime.fromisoformat(info.started_at)
     except ValueError:
@@ -318,14 +500,17 @@ def acquire(
     if not cfg.enabled:
         return RunLock(path, None, backend)
     now = now or dt.datetime.now(dt.timezone.utc)
-    host = socket.gethostname()
+    me = _this_process()
+    host = me.host
     info = LockInfo(
         token=uuid.uuid4().hex,
-        pid=os.getpid(),
+        pid=me.pid,
         host=host,
         started_at=now.isoformat(timespec="seconds"),
         run_date=run_date.isoformat(),
         output=output,
+        pid_start=me.pid_start,
+        boot_id=me.boot_id,
     )
     for _ in range(3):  # a takeover can lose a race to another taker; then the winner's lock is seen
         if backend.create(path, info.to_bytes()):
@@ -335,7 +520,7 @@ def acquire(
             continue  # released between our create and read: try again
         data, version, written_at = current
         owner = LockInfo.from_bytes(data)
-        if _stale_reason(owner, written_at, now, cfg.max_age, host) is None:
+        if _stale_reason(owner, written_at, now, cfg.max_age, host, unreadable_grace=backend.unreadable_grace) is None:
             who = owner.describe() if owner else "another run"
             raise LockHeld(
                 f"run {run_date.isoformat()} of {output} is locked by {who} ({path}); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -65,6 +66,15 @@ class IngestOptions(PipelineOptions):
             default=1,
             help="Parquet files per dataset partition and run (default 1; raise for very large days).",
         )
+        g.add_argument(
+            "--allow-empty",
+            "--allow_empty",
+            dest="allow_empty",
+            action="store_true",
+            default=False,
+            help="Let a run that reads no records replace a run date that already has data (default: refuse, "
+            "so that a glob matching nothing or an unmounted folder never wipes a committed day).",
+        )
         g.add_argument("--verbose", action="store_true", default=False, help="Show Beam's logs and full tracebacks.")
         for module in _stage_modules():
             module.add_arguments(parser)
@@ -88,6 +98,13 @@ class UsageError(Exception):
     """A command-line mistake, reported as one line."""
 
 
+# Run dates are partition names and the anchor of date arithmetic (lookback, trends): a plausible range keeps
+# every later step out of OverflowError territory.
+MIN_RUN_DATE, MAX_RUN_DATE = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+MAX_FILE_MB = 100_000.0  # 100 GB: beyond this a "file" is a mistake, and int() of inf would overflow
+MAX_WRITE_SHARDS = 10_000
+
+
 def help_parser() -> argparse.ArgumentParser:
     """An argparse parser with the product's flags, for --help and validation."""
     parser = argparse.ArgumentParser(
@@ -100,6 +117,19 @@ def help_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resolve_inputs(inputs) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(globs to match, folders among them): a local folder given as --input means every file below it."""
+    patterns, folders = [], []
+    for pattern in inputs:
+        local = pattern[len("file://") :] if pattern.startswith("file://") else pattern
+        if "://" not in local and os.path.isdir(local):
+            folder = local.rstrip(os.sep) or os.sep
+            folders.append(folder)
+            pattern = os.path.join(folder, "**")
+        patterns.append(pattern)
+    return tuple(patterns), tuple(folders)
+
+
 def to_config(opts: IngestOptions, now: dt.datetime | None = None) -> RunConfig:
     """Validate options and build the per-stage configs."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -109,26 +139,36 @@ def to_config(opts: IngestOptions, now: dt.datetime | None = None) -> RunConfig:
         run_date = dt.date.fromisoformat(opts.run_date) if opts.run_date else now.date()
     except ValueError:
         raise UsageError(f"--run-date must be YYYY-MM-DD, got {opts.run_date!r}") from None
-    if opts.max_file_mb <= 0:
-        raise UsageError("--max-file-mb must be positive")
-    if opts.write_shards < 1:
-        raise UsageError("--write-shards must be at least 1")
+    if not MIN_RUN_DATE <= run_date <= MAX_RUN_DATE:
+        raise UsageError(f"--run-date must be between {MIN_RUN_DATE} and {MAX_RUN_DATE}, got {run_date}")
+    if not 0 < opts.max_file_mb <= MAX_FILE_MB:  # also false for NaN
+        raise UsageError(f"--max-file-mb must be positive and at most {MAX_FILE_MB:g}")
+    if not 1 <= opts.write_shards <= MAX_WRITE_SHARDS:
+        raise UsageError(f"--write-shards must be between 1 and {MAX_WRITE_SHARDS}")
     output = opts.output.rstrip("/") or "/"
+    inputs, folders = resolve_inputs(opts.input or ())
     try:
         stages = {
             m.__name__.rsplit(".", 1)[-1]: m.config_from_options(opts, run_date=run_date, output=output, now=now)
             for m in _stage_modules()
         }
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:
         raise UsageError(str(e)) from None
     return RunConfig(
-        inputs=tuple(opts.input or ()),
+        inputs=inputs,
         output=output,
         run_date=run_date,
         verbose=bool(opts.verbose),
-        read=ReadConfig(max_bytes=int(opts.max_file_mb * 1024 * 1024)),
+        # The run's own output (reports, manifests, Parquet) is never read back as input.
+        read=ReadConfig(max_bytes=int(opts.max_file_mb * 1024 * 1024), exclude=(output,), folders=folders),
         # --extract-timeout is registered by the feeds module; it limits every HTML page, files included.
         extract=ExtractConfig(timeout_s=stages["feeds"].extract_timeout_s) if "feeds" in stages else ExtractConfig(),
-        write=WriteConfig(output=output, run_date=run_date, ingested_at=now, shards=opts.write_shards),
+        write=WriteConfig(
+            output=output,
+            run_date=run_date,
+            ingested_at=now,
+            shards=opts.write_shards,
+            allow_empty=bool(opts.allow_empty),
+        ),
         stages=stages,
     )

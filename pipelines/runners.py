@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
@@ -35,3 +41,54 @@ def pin_offline_runner(options) -> str:
     if (std.runner or "").lower() in LOCAL_RUNNER_NAMES:
         std.runner = OFFLINE_RUNNER
     return std.runner
+
+
+_TEMP_PREFIX = "news-ingest-"
+_TEMP_NAME = re.compile(r"^news-ingest-(\d+)-")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists but not ours, or cannot tell: leave it alone
+    return True
+
+
+def remove_stale_tempdirs(root: str | None = None) -> int:
+    """Delete the private temp folders of runs whose process is gone (killed with SIGKILL, or a crashed host
+    process); returns how many went."""
+    root = root or tempfile.gettempdir()
+    removed = 0
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return 0
+    for name in names:
+        m = _TEMP_NAME.match(name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def private_tempdir():
+    """Run with every temporary file, Beam's `beam-pipeline-temp*` folders and its workers' included, in one
+    folder of our own that is removed at the end, however the run ends (a failed or interrupted run too)."""
+    remove_stale_tempdirs()
+    path = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-")
+    saved_module, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = path
+    os.environ["TMPDIR"] = path  # worker processes the runner starts
+    try:
+        yield path
+    finally:
+        tempfile.tempdir = saved_module
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(path, ignore_errors=True)

@@ -28,7 +28,37 @@ def check(manifest: dict, output: str) -> dict:
     return {"read": read, "rows": rows, "accounted": accounted, "ok": read == accounted, "reject_reasons": reasons}
 
 
-def finish(cfg, result, runner: str, wall_s: float, warnings: list[str]) -> int:
+# Counters that mean "look at this" although the run succeeded, with the sentence the summary prints.
+NOTEWORTHY = {
+    "read.skipped_output_files": "{n} file(s) under --output matched an input glob and were not read",
+    "read.skipped_unsupported_in_folder": "{n} file(s) of unsupported types in input folders were not read",
+    "read.repaired_unicode": "{n} record(s) had invalid Unicode (lone surrogates), repaired to U+FFFD and flagged",
+    "read.unbalanced_files": "{n} file(s) gave a different number of records than they hold (see below)",
+    "entities.truncated": "{n} article(s) over --ner-max-chars got entities from their leading part only (flagged)",
+    "dedup.history_unreadable": "{n} stored signature file(s) could not be read and were skipped",
+}
+
+
+def noteworthy(metrics: dict) -> list[str]:
+    """One line per noteworthy counter that is not zero."""
+    return [text.format(n=metrics[name]) for name, text in NOTEWORTHY.items() if metrics.get(name)]
+
+
+def file_lines(manifest: dict) -> list[str]:
+    """Per-file counts of the files that produced rejects or did not balance, as the summary prints them."""
+    files = manifest.get("counts", {}).get("files_with_rejects") or []
+    lines = []
+    for f in files:
+        mark = "" if f["expected"] == f["records"] + f["rejects"] else "  UNBALANCED"
+        lines.append(
+            f"    {f['path']}: holds {f['expected']}, read {f['records']}, rejected {f['rejects']}"
+            + (f" ({f['gzip_members']} gzip members)" if f.get("gzip_members", 0) > 1 else "")
+            + mark
+        )
+    return lines
+
+
+def finish(cfg, result, runner: str, wall_s: float, warnings: list[str], metrics: dict | None = None) -> int:
     """Print the summary; exit code 0 only when every record read is accounted for."""
     manifest = read_manifest(cfg.output, cfg.run_date)
     if manifest is None:
@@ -37,14 +67,22 @@ def finish(cfg, result, runner: str, wall_s: float, warnings: list[str]) -> int:
     totals = check(manifest, cfg.output)
     out = sys.stdout
     print(f"news-ingest run {cfg.run_date.isoformat()} ({runner.rsplit('.', 1)[-1]}) in {wall_s:.1f}s", file=out)
-    for w in warnings:
+    for w in list(warnings) + noteworthy(metrics or {}):
         print(f"  warning: {w}", file=out)
+    matched = manifest["counts"].get("files_matched")
+    if matched is not None:
+        print(f"  files read        {matched:>8}", file=out)
     print(f"  records read      {totals['read']:>8}", file=out)
     for name in ("articles", "duplicates", "rejects", "entities", "signatures"):
         if name in totals["rows"]:
             print(f"  {name:<17} {totals['rows'][name]:>8}", file=out)
     for reason, n in sorted(totals["reject_reasons"].items()):
         print(f"    rejected: {reason:<20} {n:>6}", file=out)
+    listed = file_lines(manifest)
+    if listed:
+        print("  files with rejects", file=out)
+        for line in listed:
+            print(line, file=out)
     print(f"  output            {cfg.output}", file=out)
     for name in sorted(manifest["datasets"]):
         print(f"    {FileSystems.join(cfg.output, name)}", file=out)

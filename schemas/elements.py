@@ -53,6 +53,27 @@ class RawArticle:
 
 
 @dataclasses.dataclass(frozen=True)
+class FileTally:
+    """What one input file held, counted apart from the parser, and what the reader made of it.
+
+    `expected` comes from the bytes alone (one record per .txt/.html file, one per non-blank line of a JSON Lines
+    file, the elements of a .json document), so that a reader that loses records makes the run's accounting fail
+    instead of balancing on what it produced.
+    """
+
+    path: str
+    expected: int  # records the file holds, counted independently of parsing
+    records: int = 0  # RawArticles the reader made
+    rejects: int = 0  # rejects the reader made
+    bytes: int = 0  # after decompression
+    gzip_members: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.expected == self.records + self.rejects
+
+
+@dataclasses.dataclass(frozen=True)
 class Removed:
     """One line or span the cleaner removed, and the rule that removed it."""
 

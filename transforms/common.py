@@ -28,7 +28,8 @@ def reject(input_ref: str, stage: str, reason: str, detail: str, content=None) -
 
 
 def _input_ref_of(element) -> str:
-    ref = getattr(element, "input_ref", None)
+    # Files travel as Beam FileMetadata, whose repr is no reference a user can follow.
+    ref = getattr(element, "input_ref", None) or getattr(element, "path", None)
     if ref is None and isinstance(element, tuple) and element:
         ref = getattr(element[-1], "input_ref", None) or (element[0] if isinstance(element[0], str) else None)
     return str(ref) if ref is not None else repr(element)[:200]

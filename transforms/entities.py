@@ -49,6 +49,15 @@ class EntityConfig:
     gazetteer_mode: str = "reconcile"
     batch_size: int = 64
     chunk_chars: int = 100_000
+    # NER reads at most this many leading characters of an article. Cost grows linearly (the small model runs
+    # ~8k words/s, ~6 chars a word: 100k chars measured 2.4 s, one chunk_chars Doc), whereas a hostile 4 MB record
+    # ran past 600 s and 5 GB. Long reads stay well under it (10k words is ~60k chars), so only oversized
+    # records (dumps, concatenated pages) lose entities, and they are flagged "ner_truncated".
+    max_chars: int = 100_000
+    # Characters per nlp.pipe batch. NER memory grows with the characters of a batch, not with its Docs (a 1 MB
+    # text as ten 100k chunks in one batch peaked 2.8 GB over the loaded model), so 64 articles at max_chars
+    # would need ~18 GB. 400k keeps usual batches (64 x ~3.5k chars) whole; 4 x 100k chunks peaked 0.6 GB.
+    batch_chars: int = 400_000
     languages: tuple[str, ...] = ("en",)
     labels: tuple[str, ...] = DEFAULT_LABELS
 
@@ -89,6 +98,15 @@ def add_arguments(parser) -> None:
         default=EntityConfig.batch_size,
         help=f"Articles per nlp.pipe batch (default {EntityConfig.batch_size}).",
     )
+    g.add_argument(
+        "--ner-max-chars",
+        dest="ner_max_chars",
+        type=int,
+        default=EntityConfig.max_chars,
+        help=f"NER reads at most this many leading characters of an article, cut back to a paragraph or sentence "
+        f"end (default {EntityConfig.max_chars:_}); longer articles keep their text but are flagged "
+        "'ner_truncated'.",
+    )
 
 
 def config_from_options(opts, *, run_date, output, now) -> EntityConfig:
@@ -109,6 +127,10 @@ def config_from_options(opts, *, run_date, output, now) -> EntityConfig:
     batch_size = EntityConfig.batch_size if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"--ner-batch-size must be at least 1, got {batch_size}")
+    max_chars = getattr(opts, "ner_max_chars", None)
+    max_chars = EntityConfig.max_chars if max_chars is None else max_chars
+    if max_chars < 1:
+        raise ValueError(f"--ner-max-chars must be at least 1, got {max_chars}")
     mode = getattr(opts, "gazetteer_mode", None) or EntityConfig.gazetteer_mode
     if mode not in GAZETTEER_MODES:
         raise ValueError(f"--gazetteer-mode must be one of {', '.join(GAZETTEER_MODES)}, got {mode!r}")
@@ -117,6 +139,7 @@ def config_from_options(opts, *, run_date, output, now) -> EntityConfig:
         gazetteer=gazetteer,
         gazetteer_mode=mode,
         batch_size=batch_size,
+        max_chars=max_chars,
         languages=model_languages(model),
     )
 
@@ -303,31 +326,53 @@ def serves_language(language: str | None, languages: Sequence[str]) -> bool:
     return primary in languages
 
 
-def split_text(text: str, max_chars: int) -> list[tuple[int, str]]:
-    """(offset, piece) covering `text` exactly, each piece at most max_chars long.
-
-    Cuts after the last newline (a paragraph boundary) in the window, else after a sentence end, else at
-    whitespace, and only as a last resort inside a word.
+def _cut(window: str, floor: int = 0) -> int:
+    """Where to end a piece that must fit in `window` (which continues past it): after the last newline (a
+    paragraph boundary) beyond `floor`, else after a sentence end, else at whitespace, else at the window's end,
+    inside a word.
     """
+    cut = window.rfind("\n") + 1
+    if cut <= floor:
+        ends = [m.end() for m in _SENTENCE_END.finditer(window)]
+        cut = ends[-1] if ends else 0
+    if cut <= floor:
+        spaces = [m.end() for m in re.finditer(r"\s+", window)]
+        cut = spaces[-1] if spaces and spaces[-1] < len(window) else 0
+    return cut if cut > floor else len(window)
+
+
+def split_text(text: str, max_chars: int) -> list[tuple[int, str]]:
+    """(offset, piece) covering `text` exactly, each piece at most max_chars long, cut as `_cut` says."""
     if max_chars < 1:
         raise ValueError("max_chars must be positive")
     pieces, pos, n = [], 0, len(text)
     while n - pos > max_chars:
         window = text[pos : pos + max_chars]
-        cut = window.rfind("\n") + 1
-        if cut <= 0:
-            ends = [m.end() for m in _SENTENCE_END.finditer(window)]
-            cut = ends[-1] if ends else 0
-        if cut <= 0:
-            spaces = [m.end() for m in re.finditer(r"\s+", window)]
-            cut = spaces[-1] if spaces and spaces[-1] < len(window) else 0
-        if cut <= 0:
-            cut = max_chars
+        cut = _cut(window)
         pieces.append((pos, window[:cut]))
         pos += cut
     if pos < n or not pieces:
         pieces.append((pos, text[pos:]))
     return pieces
+
+
+def ner_truncated(text: str, max_chars: int) -> bool:
+    """Whether NER reads only a leading part of `text` (see `ner_part`)."""
+    return len(text) > max_chars
+
+
+def ner_part(text: str, max_chars: int) -> str:
+    """The leading part of `text` NER reads: all of it when it fits in max_chars, else a prefix of at most
+    max_chars cut like `split_text` cuts a piece.
+
+    Only a boundary in the second half of the limit counts, so that one early line break in a huge single-line
+    record does not leave NER a few characters.
+    """
+    if max_chars < 1:
+        raise ValueError("max_chars must be positive")
+    if not ner_truncated(text, max_chars):
+        return text
+    return text[: _cut(text[:max_chars], floor=max_chars // 2)]
 
 
 _WS = re.compile(r"\s+")
@@ -425,19 +470,50 @@ def canonicalize(
     )
 
 
+def pipe_batches(sizes: Sequence[int], max_items: int, max_chars: int) -> list[tuple[int, int]]:
+    """[start, end) ranges covering `sizes` in order, each of at most max_items items and max_chars in total,
+    except that an item larger than max_chars gets a batch to itself.
+    """
+    batches, start, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= max_items or total + size > max_chars):
+            batches.append((start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        batches.append((start, len(sizes)))
+    return batches
+
+
 def annotate(nlp, texts: Sequence[str], cfg: EntityConfig = EntityConfig()) -> list[tuple[EntityMention, ...]]:
-    """Canonical entity mentions for each text: long texts split into chunks, all chunks through one nlp.pipe."""
+    """Canonical entity mentions for each text, found in its `ner_part` only (offsets stay those of the text):
+    long texts split into chunks, chunks through nlp.pipe in batches bounded in count and characters.
+    """
     max_chars = max(1, min(cfg.chunk_chars, nlp.max_length - 1))
-    pieces = [(i, off, piece) for i, t in enumerate(texts) for off, piece in split_text(t, max_chars)]
+    pieces = [
+        (i, off, piece) for i, t in enumerate(texts) for off, piece in split_text(ner_part(t, cfg.max_chars), max_chars)
+    ]
     raw: list[list[tuple[int, int, str, str]]] = [[] for _ in texts]
-    docs = nlp.pipe((p for _, _, p in pieces), batch_size=cfg.batch_size)
-    for (i, off, _), doc in zip(pieces, docs, strict=True):
-        raw[i].extend((off + e.start_char, off + e.end_char, e.label_, e.ent_id_) for e in doc.ents)
+    for lo, hi in pipe_batches([len(p) for _, _, p in pieces], cfg.batch_size, cfg.batch_chars):
+        docs = nlp.pipe((p for _, _, p in pieces[lo:hi]), batch_size=hi - lo)
+        for (i, off, _), doc in zip(pieces[lo:hi], docs, strict=True):
+            raw[i].extend((off + e.start_char, off + e.end_char, e.label_, e.ent_id_) for e in doc.ents)
     return [canonicalize(t, r, cfg.labels) for t, r in zip(texts, raw, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Beam
+
+TRUNCATED_FLAG = "ner_truncated"
+
+
+def with_entities(article: Article, entities: tuple[EntityMention, ...], max_chars: int) -> Article:
+    """The article with its entities, flagged (and counted) when they come from a leading part of its text only."""
+    if not ner_truncated(article.text, max_chars):
+        return dataclasses.replace(article, entities=entities)
+    count("entities.truncated")
+    flags = article.flags if TRUNCATED_FLAG in article.flags else article.flags + (TRUNCATED_FLAG,)
+    return dataclasses.replace(article, entities=entities, flags=flags)
 
 
 class _NerBatchFn(beam.DoFn):
@@ -475,7 +551,7 @@ class _NerBatchFn(beam.DoFn):
             except Exception as e:  # noqa: BLE001 - one bad text must not take its batch with it
                 out.append(reject(a.input_ref, STAGE, "ner_failed", f"{type(e).__name__}: {e}"[:500], a.text))
                 continue
-            out.append(dataclasses.replace(a, entities=ents))
+            out.append(with_entities(a, ents, self._cfg.max_chars))
         n_done = len(todo) - sum(isinstance(o, beam.pvalue.TaggedOutput) for o in out)
         count("entities.articles", n_done)
         count("entities.mentions", sum(len(o.entities) for o in out if isinstance(o, Article)))

@@ -17,19 +17,22 @@ def canonical_url(url: str | None) -> str | None:
     if not url or not isinstance(url, str):
         return None
     url = url.strip()
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            return None
+    except ValueError:  # "http://[::1/x": an invalid IPv6 host, or a bad port
         return None
     try:
         url = courlan.normalize_url(url, strict=False)
     except (ValueError, AttributeError):
         return None
-    parts = urllib.parse.urlsplit(url)
-    query = [
-        (k, v)
-        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith("utm_") and k.lower() not in _TRACKING
-    ]
+    try:
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return None
+    query = [(k, v) for k, v in query if not k.lower().startswith("utm_") and k.lower() not in _TRACKING]
     return urllib.parse.urlunsplit(
         (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", urllib.parse.urlencode(sorted(query)), "")
     )
@@ -39,5 +42,8 @@ def host_of(url: str | None) -> str | None:
     """The URL's host without a leading 'www.', or None."""
     if not url:
         return None
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    try:
+        host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return None
     return host[4:] if host.startswith("www.") else (host or None)

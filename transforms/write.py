@@ -19,6 +19,7 @@ from transforms.common import count
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MANIFESTS = "_manifests"
+KNOWN_DATASETS = tuple(ds.DATASETS)
 STAGING = "_staging"
 
 
@@ -30,6 +31,7 @@ class WriteConfig:
     run_date: dt.date
     ingested_at: dt.datetime
     shards: int = 1  # files per (dataset, partition); raise it for very large days
+    allow_empty: bool = False  # a run that read no records may replace a date that has data
 
     @property
     def run_tag(self) -> str:
@@ -44,6 +46,11 @@ def staging_dir(output: str, run_date: dt.date) -> str:
 def manifest_path(output: str, run_date: dt.date) -> str:
     """The committed run's manifest: files written and counts, read by the summary and the report."""
     return FileSystems.join(output, MANIFESTS, f"run_date={run_date.isoformat()}.json")
+
+
+def refusal_path(output: str, run_date: dt.date) -> str:
+    """Left by a commit that refused to replace a date's data with an empty run; read by the run summary."""
+    return FileSystems.join(output, MANIFESTS, f"run_date={run_date.isoformat()}.refused.json")
 
 
 def partition_dir(dataset: str, partition: dt.date) -> str:
@@ -153,13 +160,17 @@ def commit(cfg: WriteConfig, datasets: Iterable[str], entries: Iterable[dict]) -
     dsts = [FileSystems.join(cfg.output, e["rel"]) for e in files]
     for parent in sorted({d.rsplit("/", 1)[0] for d in dsts}):
         _ensure_dir(parent)
+    previous = committed_files(cfg, datasets)
+    if not files and previous and counts.get("records_read", 0) == 0 and not cfg.allow_empty:
+        # A glob that matched nothing, an unmounted folder, a feed that answered empty: never a reason to wipe a day.
+        refusal = {"run_date": cfg.run_tag, "kept_files": len(previous), "counts": counts}
+        write_json(refusal_path(cfg.output, cfg.run_date), refusal)
+        delete_tree(stage)
+        return {"refused": refusal}
     if srcs:
         FileSystems.rename(srcs, dsts)
     keep = set(dsts)
-    stale = []
-    for name in sorted(datasets):
-        pattern = FileSystems.join(cfg.output, name, "*", f"part-{cfg.run_tag}-*.parquet")
-        stale += [p for p in _match(pattern) if p not in keep]
+    stale = [p for p in previous if p not in keep]
     if stale:
         FileSystems.delete(stale)
     manifest = {
@@ -179,6 +190,14 @@ def commit(cfg: WriteConfig, datasets: Iterable[str], entries: Iterable[dict]) -
     return manifest
 
 
+def committed_files(cfg: WriteConfig, datasets: Iterable[str]) -> list[str]:
+    """The files an earlier run of this run date published in these datasets."""
+    found = []
+    for name in sorted(datasets):
+        found += _match(FileSystems.join(cfg.output, name, "*", f"part-{cfg.run_tag}-*.parquet"))
+    return found
+
+
 def write_json(path: str, value: dict) -> None:
     """Write JSON via a temporary name and a rename, so readers never see half a file."""
     tmp = path + ".tmp"
@@ -186,6 +205,22 @@ def write_json(path: str, value: dict) -> None:
     with FileSystems.create(tmp) as f:
         f.write(json.dumps(value, indent=2, sort_keys=True, default=str).encode("utf-8"))
     FileSystems.rename([tmp], [path])
+
+
+def read_refusal(output: str, run_date: dt.date) -> dict | None:
+    """What a commit that refused an empty run left for the summary, or None."""
+    path = refusal_path(output, run_date)
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def clear_refusal(output: str, run_date: dt.date) -> None:
+    """Forget a refusal once reported (and before a new run of the date)."""
+    path = refusal_path(output, run_date)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
 
 
 def read_manifest(output: str, run_date: dt.date) -> dict | None:

@@ -6,6 +6,7 @@ import datetime as dt
 
 import apache_beam as beam
 import pytest
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -185,6 +186,101 @@ def test_long_text_is_split_and_offsets_map_back(nlp, seeds_dir):
     assert chunked == whole
 
 
+def _recording(nlp, calls):
+    """The model, recording the texts of each nlp.pipe call."""
+
+    class Recording:
+        max_length = nlp.max_length
+
+        def pipe(self, texts, batch_size=None):
+            texts = list(texts)
+            calls.append([len(t) for t in texts])
+            return nlp.pipe(texts, batch_size=batch_size)
+
+    return Recording()
+
+
+def test_no_pipe_batch_holds_more_than_batch_chars(nlp, seeds_dir):
+    texts = [p.read_text(encoding="utf-8") for p in sorted(seeds_dir.glob("*.txt"))]
+    cfg = dataclasses.replace(E.EntityConfig(), chunk_chars=1000, batch_chars=3000)
+    calls = []
+    got = E.annotate(_recording(nlp, calls), texts, cfg)
+    assert len(calls) > 3 and all(sum(c) <= 3000 and max(c) <= 1000 for c in calls)
+    assert sum(map(sum, calls)) == sum(map(len, texts))
+    assert got == E.annotate(nlp, texts)
+
+
+@pytest.mark.parametrize(
+    "sizes, max_items, max_chars, expected",
+    [
+        ([], 4, 10, []),
+        ([3, 3, 3, 3, 3], 4, 100, [(0, 4), (4, 5)]),
+        ([4, 4, 4, 4], 10, 8, [(0, 2), (2, 4)]),
+        ([2, 50, 2, 2], 10, 8, [(0, 1), (1, 2), (2, 4)]),
+        ([50], 10, 8, [(0, 1)]),
+    ],
+)
+def test_pipe_batches_bound_count_and_characters(sizes, max_items, max_chars, expected):
+    assert E.pipe_batches(sizes, max_items, max_chars) == expected
+
+
+# ------------------------------------------------------------------------------------------ size limit
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Para one is here.\nPara two is a bit longer.\nPara three.", "Para one is here.\nPara two is a bit longer.\n"),
+        ("One sentence here. Another one there! A third one? And more.", "One sentence here. Another one there! "),
+        ("Title\n" + "words without a sentence end " * 3, "Title\nwords without a sentence end words without "),
+        ("x" * 60, "x" * 50),
+        ("Short text.", "Short text."),
+        ("y" * 50, "y" * 50),
+    ],
+)
+def test_ner_part_is_a_prefix_cut_at_a_late_boundary_within_the_limit(text, expected):
+    got = E.ner_part(text, 50)
+    assert got == expected and text.startswith(got) and len(got) <= 50
+    assert E.ner_truncated(text, 50) is (got != text)
+
+
+def _long_text(seeds_dir, limit):
+    text = (seeds_dir / "000_e9b85166178c19ae.txt").read_text(encoding="utf-8")
+    return (text * (5 * limit // len(text) + 1))[: 5 * limit]
+
+
+def test_long_text_gets_entities_from_its_leading_part_only(nlp, seeds_dir):
+    text = _long_text(seeds_dir, 2000)
+    cfg = dataclasses.replace(E.EntityConfig(), max_chars=2000)
+    got = E.annotate(nlp, [text], cfg)[0]
+    head = E.ner_part(text, 2000)
+    assert 1000 < len(head) <= 2000 and text.startswith(head)
+    assert got and max(m.end for m in got) <= len(head)
+    assert got == E.annotate(nlp, [head], cfg)[0]
+    assert max(m.start for m in E.annotate(nlp, [text])[0]) > 4 * 2000  # without the limit, all of it is read
+    short = text[:1500]
+    assert E.annotate(nlp, [short], cfg) == E.annotate(nlp, [short])
+
+
+def test_pipeline_flags_and_counts_truncated_articles_and_keeps_their_text(nlp, seeds_dir):
+    cfg = dataclasses.replace(E.EntityConfig(), max_chars=2000)
+    long = Article(input_ref="long", source="t", text=_long_text(seeds_dir, 2000), flags=("repaired_unicode:text",))
+    expected = {
+        "long": (long.text, ("repaired_unicode:text", "ner_truncated"), E.annotate(nlp, [long.text], cfg)[0]),
+        "a1": (A1.text, (), E.annotate(nlp, [A1.text])[0]),
+    }
+    assert max(m.end for m in expected["long"][2]) <= 2000
+    p = TestPipeline(runner=RUNNER)
+    out = p | beam.Create([long, A1]) | E.ExtractEntities(cfg)
+    got = out["articles"] | beam.Map(lambda a: (a.input_ref, (a.text, a.flags, a.entities)))
+    assert_that(got, equal_to(list(expected.items())), label="ok")
+    assert_that(out["rejects"], equal_to([]), label="no_rejects")
+    result = p.run()
+    result.wait_until_finish()
+    truncated = result.metrics().query(MetricsFilter().with_name("entities.truncated"))["counters"]
+    assert sum(c.committed for c in truncated) == 1
+
+
 # ------------------------------------------------------------------------------------------ model and options
 
 
@@ -252,6 +348,10 @@ def test_config_from_options(tmp_path):
     assert (cfg.batch_size, cfg.gazetteer_mode, cfg.languages) == (8, "before", ("en",))
     with pytest.raises(ValueError, match="--ner-batch-size"):
         _parse("--ner-batch-size", "0")
+    assert _parse("--ner-max-chars", "5000").max_chars == 5000
+    for bad in ("0", "-1"):
+        with pytest.raises(ValueError, match=r"^--ner-max-chars must be at least 1, got -?\d+$"):
+            _parse("--ner-max-chars", bad)
     with pytest.raises(ValueError, match="no such file"):
         _parse("--gazetteer", str(tmp_path / "missing.jsonl"))
 
