@@ -22,7 +22,7 @@ from pipelines.options import IngestOptions, RunConfig, UsageError, help_parser,
 from pipelines.runners import pin_offline_runner, private_tempdir
 from schemas.elements import FileTally
 from transforms.clean import Clean
-from transforms.dedup import Dedup
+from transforms.dedup import Dedup, check_history
 from transforms.entities import ExtractEntities, check_model
 from transforms.extract import Extract
 from transforms.feeds import ReadFeeds
@@ -167,6 +167,11 @@ def _run_streaming(options, cfg: RunConfig, started: float) -> int:
 
 def _run_batch(options, cfg: RunConfig, started: float) -> int:
     warnings = _check_inputs(cfg)
+    # A damaged history file is skipped by the run (nothing is lost, some repeats may stay articles): name it.
+    warnings += [
+        f"stored signatures {path} are unreadable and skipped ({reason})"
+        for path, reason in check_history(cfg.stages["dedup"])
+    ]
     runner = pin_offline_runner(options)
     with run_lock.acquire(cfg.output, cfg.run_date, cfg.stages["lock"], options=options):
         stage = staging_dir(cfg.output, cfg.run_date)
@@ -188,18 +193,20 @@ def _run_batch(options, cfg: RunConfig, started: float) -> int:
             )
             return 1
         metrics = run_report.metrics_from_result(result)
+        warnings += summary.noteworthy(metrics)
         try:
             rep = run_report.build_report(
                 cfg.output,
                 cfg.run_date,
                 wall_s=wall,
                 metrics=metrics,
+                warnings=warnings,
                 options=options.get_all_options(drop_default=True),
             )
             run_report.write_report(cfg.output, cfg.run_date, rep)
         except Exception as e:  # noqa: BLE001 - a report failure must not fail a committed run
             warnings.append(f"report not written: {type(e).__name__}: {e}")
-    return summary.finish(cfg, result, runner, wall, warnings, metrics)
+    return summary.finish(cfg, result, runner, wall, warnings)
 
 
 def _configure(argv: list[str]) -> tuple[PipelineOptions, RunConfig]:

@@ -58,7 +58,7 @@ def file_lines(manifest: dict) -> list[str]:
     return lines
 
 
-def finish(cfg, result, runner: str, wall_s: float, warnings: list[str], metrics: dict | None = None) -> int:
+def finish(cfg, result, runner: str, wall_s: float, warnings: list[str]) -> int:
     """Print the summary; exit code 0 only when every record read is accounted for."""
     manifest = read_manifest(cfg.output, cfg.run_date)
     if manifest is None:
@@ -67,7 +67,7 @@ def finish(cfg, result, runner: str, wall_s: float, warnings: list[str], metrics
     totals = check(manifest, cfg.output)
     out = sys.stdout
     print(f"news-ingest run {cfg.run_date.isoformat()} ({runner.rsplit('.', 1)[-1]}) in {wall_s:.1f}s", file=out)
-    for w in list(warnings) + noteworthy(metrics or {}):
+    for w in warnings:
         print(f"  warning: {w}", file=out)
     matched = manifest["counts"].get("files_matched")
     if matched is not None:

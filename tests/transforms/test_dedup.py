@@ -4,7 +4,9 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import logging
 import pathlib
+import pickle
 import random
 
 import apache_beam as beam
@@ -17,17 +19,20 @@ from conftest import read_dataset
 
 from schemas.elements import Article, normalize_for_hash
 from transforms.dedup import (
+    MAX_LOOKBACK_DAYS,
     Dedup,
     DedupConfig,
     add_arguments,
     band_keys,
     bucket_pairs,
+    check_history,
     config_from_options,
     connected_components,
     content_hash_of,
     estimate_similarity,
     exact_jaccard,
     history_dates,
+    history_schema_problem,
     key_article_id,
     key_content_hash,
     key_is_new,
@@ -36,6 +41,7 @@ from transforms.dedup import (
     minhash_from_shingles,
     node_key,
     normalize_text,
+    read_history,
     shingle_hashes,
     shingle_set,
     signatures,
@@ -320,6 +326,8 @@ def test_flags_have_help_and_build_the_config():
         ("--lsh-bands", "0"),
         ("--num-perm", "64", "--lsh-bands", "65"),
         ("--dedup-lookback-days", "-1"),
+        ("--dedup-lookback-days", "3651"),
+        ("--dedup-lookback-days", "1000000"),  # was an OverflowError in history_dates
         ("--max-bucket-size", "1"),
     ],
 )
@@ -334,6 +342,25 @@ def test_invalid_settings_are_one_line_errors(argv):
 )
 def test_history_dates_exclude_the_run_date(lookback, expected):
     cfg = DedupConfig(output="/out", run_date=RUN_DATE, lookback_days=lookback)
+    assert [d.isoformat() for d in history_dates(cfg)] == expected
+
+
+def test_ten_years_of_lookback_are_allowed():
+    cfg = DedupConfig(output="/out", run_date=RUN_DATE, lookback_days=MAX_LOOKBACK_DAYS)
+    dates = history_dates(cfg)
+    assert len(dates) == MAX_LOOKBACK_DAYS == 3650 and dates[-1] == RUN_DATE - dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "run_date, expected",
+    [
+        (dt.date.min, []),
+        (dt.date(1, 1, 3), ["0001-01-01", "0001-01-02"]),
+        (dt.date.max, [(dt.date.max - dt.timedelta(days=d)).isoformat() for d in range(7, 0, -1)]),
+    ],
+)
+def test_history_dates_skip_days_before_the_first_date(run_date, expected):
+    cfg = DedupConfig(output="/out", run_date=run_date, lookback_days=7)
     assert [d.isoformat() for d in history_dates(cfg)] == expected
 
 
@@ -476,6 +503,13 @@ def test_empty_text_is_rejected():
 
 def _store_signatures(output: pathlib.Path, run_date: dt.date, stored: list[tuple[str, str]]) -> None:
     """Write a previous run's signatures the way WriteDatasets does: (article_id, text) pairs."""
+    folder = output / "signatures" / f"run_date={run_date.isoformat()}"
+    folder.mkdir(parents=True)
+    rows = _signature_rows(run_date, stored)
+    write_table(str(folder / f"part-{run_date.isoformat()}-00000.parquet"), to_table("signatures", rows))
+
+
+def _signature_rows(run_date: dt.date, stored: list[tuple[str, str]]) -> list[dict]:
     from schemas.datasets import signature_row
     from schemas.elements import Signature
 
@@ -484,9 +518,7 @@ def _store_signatures(output: pathlib.Path, run_date: dt.date, stored: list[tupl
         norm = normalize_text(text)
         sig = Signature(article_id, content_hash_of(norm), tuple(_sig(text).tolist()), T0 - dt.timedelta(days=1))
         rows.append(signature_row(sig, run_date)[1])
-    folder = output / "signatures" / f"run_date={run_date.isoformat()}"
-    folder.mkdir(parents=True)
-    write_table(str(folder / f"part-{run_date.isoformat()}-00000.parquet"), to_table("signatures", rows))
+    return rows
 
 
 def test_previous_runs_signatures_make_repeats_duplicates(tmp_path):
@@ -542,6 +574,115 @@ def test_a_missing_signatures_folder_is_a_first_run(tmp_path):
         assert_that(_ids(out["articles"], "Kept", lambda a: a.article_id), equal_to([a.article_id for a in seeds]))
 
     _run(seeds, DedupConfig(output=str(tmp_path / "nothing-here"), run_date=RUN_DATE), check=check)
+
+
+# --- damaged history -----------------------------------------------------------------------------------------
+
+
+def _folder(output: pathlib.Path, run_date: dt.date) -> pathlib.Path:
+    return output / "signatures" / f"run_date={run_date.isoformat()}"
+
+
+def _damage(output: pathlib.Path, run_date: dt.date, kind: str) -> str:
+    """A damaged signatures file of `kind` in the run date's folder, next to any good one; returns its path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _folder(output, run_date)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-{run_date.isoformat()}-bad-{kind}.parquet"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "garbage":
+        path.write_bytes(b"\x00\xffnot parquet\n" * 64)
+    elif kind == "truncated":  # a good file cut short, as a full disk or a killed writer leaves it
+        write_table(str(path), to_table("signatures", _signature_rows(run_date, [("00000000000000ee", "x y z")])))
+        good = path.read_bytes()
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "wrong_schema":
+        pq.write_table(pa.table({"x": [1, 2]}), path)
+    elif kind == "wrong_types":
+        strings = pa.array(["00000000000000ef"])
+        pq.write_table(
+            pa.table({"article_id": strings, "content_hash": strings, "minhash": strings, "published_at": strings}),
+            path,
+        )
+    else:
+        raise AssertionError(kind)
+    return str(path)
+
+
+DAMAGE = ("empty", "garbage", "truncated", "wrong_schema", "wrong_types")
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_damaged_history_file_is_named_and_skipped(tmp_path, kind, caplog):
+    day = RUN_DATE - dt.timedelta(days=1)
+    _store_signatures(tmp_path, day, [("00000000000000aa", DOCS["seed003"]["text"])])
+    bad = _damage(tmp_path, day, kind)
+    cfg = DedupConfig(output=str(tmp_path), run_date=RUN_DATE)
+
+    [(path, reason)] = check_history(cfg)
+    assert path == bad and reason and "\n" not in reason and len(reason) <= 200
+    with caplog.at_level(logging.WARNING, logger="transforms.dedup"):
+        batches = list(read_history(day, cfg))
+    loaded = [key_article_id(k) for _, data in batches for k in pickle.loads(data)[1].keys]
+    assert loaded == ["00000000000000aa"]
+    assert bad in caplog.text
+
+
+def test_sound_or_out_of_window_history_is_not_reported(tmp_path):
+    _store_signatures(tmp_path, RUN_DATE - dt.timedelta(days=1), [("00000000000000aa", DOCS["seed003"]["text"])])
+    _damage(tmp_path, RUN_DATE, "garbage")  # the run date's own folder is never read
+    _damage(tmp_path, RUN_DATE - dt.timedelta(days=8), "garbage")  # past the 7-day lookback
+    assert check_history(DedupConfig(output=str(tmp_path), run_date=RUN_DATE)) == []
+    assert check_history(DedupConfig(output=str(tmp_path / "nothing-here"), run_date=RUN_DATE)) == []
+    assert check_history(DedupConfig(output=str(tmp_path), run_date=RUN_DATE, lookback_days=0)) == []
+
+
+@pytest.mark.parametrize(
+    "columns, problem",
+    [
+        ({"article_id": "string", "content_hash": "string", "minhash": "list<uint64>", "published_at": "ts"}, None),
+        ({"article_id": "string", "content_hash": "string", "minhash": "list<uint16>", "published_at": "ts"}, None),
+        ({"article_id": "string", "content_hash": "string", "minhash": "list<uint64>"}, "no published_at column"),
+        ({"article_id": "int", "content_hash": "string", "minhash": "string", "published_at": "ts"}, "article_id is"),
+    ],
+)
+def test_history_schema_problem(columns, problem):
+    import pyarrow as pa
+
+    types = {
+        "string": pa.string(),
+        "int": pa.int64(),
+        "ts": pa.timestamp("us", tz="UTC"),
+        "list<uint64>": pa.list_(pa.uint64()),
+        "list<uint16>": pa.list_(pa.uint16()),
+    }
+    found = history_schema_problem(pa.schema([(name, types[t]) for name, t in columns.items()]))
+    assert found == problem if problem is None else found.startswith(problem)
+
+
+def test_a_damaged_history_file_does_not_block_the_run(tmp_path):
+    # The good file of D-1 still makes the repeat a duplicate; every damaged file is skipped and counted, and no
+    # article is lost: the new story stays an article.
+    day = RUN_DATE - dt.timedelta(days=1)
+    _store_signatures(tmp_path, day, [("00000000000000aa", DOCS["seed003"]["text"])])
+    bad = {_damage(tmp_path, day, kind) for kind in DAMAGE} | {_damage(tmp_path, day - dt.timedelta(days=1), "empty")}
+    cfg = DedupConfig(output=str(tmp_path), run_date=RUN_DATE)
+    copy, new = _article("seed003-syndicated"), _article("seed000")
+
+    def check(out):
+        assert_that(
+            _ids(out["duplicates"], "Dups", lambda d: (d.article_id, d.duplicate_of, d.match)),
+            equal_to([(copy.article_id, "00000000000000aa", "near")]),
+        )
+        assert_that(_ids(out["articles"], "Kept", lambda a: a.article_id), equal_to([new.article_id]), label="K")
+
+    result = _run([copy, new], cfg, check=check)
+    counters = result.metrics().query(MetricsFilter().with_name("dedup.history_unreadable"))["counters"]
+    assert sum(c.committed for c in counters) == len(bad) == 6
+    assert {path for path, _ in check_history(cfg)} == bad
 
 
 def test_giant_buckets_are_capped_and_counted():
