@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
 import io
 import math
+import os
 import posixpath
 import re
+import stat
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -16,6 +20,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.elements import RawArticle, Reject
+from schemas.sanitize import REPLACEMENT, repair_fields
 from transforms.common import REJECTS, TaggedParDo, count, reject, run_guarded
 from transforms.fetch import DEFAULT_USER_AGENT, FetchConfig, Fetcher, FetchError, FetchLinksFn, Page
 from transforms.urls import canonical_url, host_of
@@ -27,7 +32,19 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*$", re.I)
 _POLLS = re.compile(r"^\s*(\d+)\s*polls?\s*$", re.I)
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.I)
+_CHAR_REF = re.compile(rb"&#([0-9]+|[xX][0-9a-fA-F]+);")
+_CHAR_REF_RUN = re.compile(rb"(?:&#(?:[0-9]+|[xX][0-9a-fA-F]+);)+")
+_UTF16_32_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# A noncharacter (valid Unicode, valid XML) standing in for a character reference no parser can take, until
+# FeedEntry turns it into U+FFFD and flags the field.
+BAD_CHAR = "\ufdd0"
 MAX_NAME_CHARS = 120
+_ENTRY_TEXT_FIELDS = ("url", "feed", "source", "title", "published", "author", "summary")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,10 +112,29 @@ class FeedEntry:
     published: str | None = None
     author: str | None = None
     summary: str | None = None
+    flags: tuple[str, ...] = ()  # what was repaired on the way in, passed on to RawArticle.flags
+
+    def __post_init__(self):
+        # Feed text is a stranger's: keys, coders and Parquet need valid Unicode, and the repair is recorded.
+        repaired = repair_entry_fields(self, _ENTRY_TEXT_FIELDS)
+        if repaired:
+            object.__setattr__(self, "flags", self.flags + tuple(f"repaired_unicode:{n}" for n in repaired))
 
     @property
     def order(self) -> tuple[int, int]:
         return self.feed_index, self.entry_index
+
+
+def repair_entry_fields(obj, names) -> tuple[str, ...]:
+    """Repair lone surrogates and BAD_CHAR stand-ins in the str fields `names` of a frozen dataclass instance (from
+    its __post_init__); returns the names of the fields that needed it."""
+    repaired = set(repair_fields(obj, names))
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, str) and BAD_CHAR in value:
+            object.__setattr__(obj, name, value.replace(BAD_CHAR, REPLACEMENT))
+            repaired.add(name)
+    return tuple(n for n in names if n in repaired)
 
 
 class FeedUnreadable(Exception):
@@ -351,6 +387,47 @@ def read_feed_list(path: str) -> list[tuple[str, str | None]]:
 # Parsing feeds
 
 
+def _ref_value(ref: bytes) -> int:
+    hexadecimal = ref[:1] in (b"x", b"X")
+    digits = (ref[1:] if hexadecimal else ref).lstrip(b"0") or b"0"
+    if len(digits) > 8:  # past U+10FFFF in any base; int() of thousands of digits would raise
+        return sys.maxunicode + 1
+    return int(digits, 16 if hexadecimal else 10)
+
+
+def _fixed_refs(run: re.Match) -> bytes:
+    values = [_ref_value(m.group(1)) for m in _CHAR_REF.finditer(run.group(0))]
+    if all(v <= sys.maxunicode and not 0xD800 <= v <= 0xDFFF for v in values):
+        return run.group(0)
+    out, i = [], 0
+    while i < len(values):
+        v = values[i]
+        if 0xD800 <= v <= 0xDBFF and i + 1 < len(values) and 0xDC00 <= values[i + 1] <= 0xDFFF:
+            # A character beyond the BMP written as its UTF-16 pair (JSON-style): joined again.
+            v = 0x10000 + ((v - 0xD800) << 10) + (values[i + 1] - 0xDC00)
+            i += 1
+        elif 0xD800 <= v <= 0xDFFF or v > sys.maxunicode:
+            v = ord(BAD_CHAR)
+        out.append(f"&#x{v:X};")
+        i += 1
+    return "".join(out).encode("ascii")
+
+
+def repair_char_refs(data: bytes) -> bytes:
+    """Feed bytes with each numeric character reference to a surrogate or past U+10FFFF made BAD_CHAR (a split
+    surrogate pair joined again): feedparser's fallback parser crashes on them, losing the whole feed."""
+    for bom, codec in _UTF16_32_BOMS:
+        if data.startswith(bom):
+            # References are ASCII only in ASCII-compatible encodings; these are rewritten in their own.
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError:
+                return data
+            fixed = _CHAR_REF_RUN.sub(_fixed_refs, text.encode("utf-8", "surrogatepass"))
+            return fixed.decode("utf-8", "surrogatepass").encode(codec, "surrogatepass")
+    return _CHAR_REF_RUN.sub(_fixed_refs, data)
+
+
 def _iso(parsed) -> str | None:
     try:
         return dt.datetime(*parsed[:6], tzinfo=dt.timezone.utc).isoformat()
@@ -403,7 +480,11 @@ def parse_feed(
     if content_type:
         headers["content-type"] = content_type
     # A stream, never bytes or str: feedparser opens a str/bytes argument as a URL or local file name when it can.
-    d = feedparser.parse(io.BytesIO(data), response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
+    stream = io.BytesIO(repair_char_refs(data))
+    try:
+        d = feedparser.parse(stream, response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
+    except Exception as e:  # noqa: BLE001 - a stranger's bytes that break the parser are that feed's failure
+        raise FeedUnreadable(f"feed parser failed ({type(e).__name__}: {str(e)[:200]})") from None
     bozo = type(d.get("bozo_exception")).__name__ if d.get("bozo") else None
     if not d.get("version") and not d.entries:
         detail = f"not a feed ({bozo}: {str(d.get('bozo_exception'))[:200]})" if bozo else "not an RSS or Atom feed"
@@ -421,7 +502,8 @@ def parse_feed(
                     break
         if not link:
             ref = f"{location}#entry-{i + 1}"
-            rejects.append(Reject.of(ref, STAGE, "no_link", "feed entry has no link", _clean(e.get("title"))))
+            title = (_clean(e.get("title")) or "").replace(BAD_CHAR, REPLACEMENT)
+            rejects.append(Reject.of(ref, STAGE, "no_link", "feed entry has no link", title))
             continue
         published = e.get("published_parsed") or e.get("updated_parsed")
         entries.append(
@@ -458,6 +540,8 @@ def load_feed(location: str, fetcher: Fetcher | None, max_bytes: int) -> tuple[b
         path = location
     else:
         raise FeedUnreadable(f"scheme {scheme!r} is not read")
+    if scheme in ("", "file"):
+        check_regular_file(path)
     try:
         with FileSystems.open(path) as f:
             data = f.read(max_bytes + 1)
@@ -467,6 +551,16 @@ def load_feed(location: str, fetcher: Fetcher | None, max_bytes: int) -> tuple[b
         raise FeedUnreadable(f"too_large: feed file is over the {max_bytes}-byte limit")
     # The user's own file: parse it as XML whatever its name, relative links resolve against nothing.
     return data, None, "application/xml"
+
+
+def check_regular_file(path: str) -> None:
+    """Raise FeedUnreadable unless `path` is a regular file: reading a FIFO or a device never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise FeedUnreadable(f"cannot read {path}: {type(e).__name__}") from None
+    if not stat.S_ISREG(mode):
+        raise FeedUnreadable(f"cannot read {path}: not a regular file")
 
 
 def read_feed(location: str, name: str | None, index: int, fetcher: Fetcher | None, cfg: FeedConfig):
@@ -564,6 +658,13 @@ class _HostBatches(beam.PTransform):
         )
 
 
+def _host_key(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).hostname or ""
+    except ValueError:  # "http://[::1/x": fetching it makes the reject
+        return ""
+
+
 def _listed(host: str, entries: Iterable[FeedEntry]) -> tuple[str, list[FeedEntry]]:
     return host, sorted(entries, key=lambda e: e.url)
 
@@ -592,6 +693,7 @@ def to_raw(entry: FeedEntry, result) -> RawArticle | beam.pvalue.TaggedOutput:
         author=entry.author,
         summary=entry.summary,
         origin="feed",
+        flags=entry.flags,
     )
 
 
@@ -608,7 +710,7 @@ class FetchEntries(beam.PTransform):
             | "KeyByUrl" >> beam.Map(lambda e: (e.url, e))
             | "OncePerUrl" >> beam.GroupByKey()
             | "FirstEntry" >> beam.MapTuple(_first_of)
-            | "KeyByHost" >> beam.Map(lambda e: (urllib.parse.urlsplit(e.url).hostname or "", e))
+            | "KeyByHost" >> beam.Map(lambda e: (_host_key(e.url), e))
             | "GroupByHost" >> beam.GroupByKey()
             | "ListLinks" >> beam.MapTuple(_listed)
             # Up to max_parallel_hosts hosts per element, fetched side by side.

@@ -92,10 +92,14 @@ def is_public_address(address: str) -> bool:
 
 def check_scheme(url: str) -> None:
     """Only http and https are ever fetched; anything else (file:, ftp:, data:, javascript:) is refused."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # "http://[::1/x": a broken IPv6 host or port
+        raise FetchError("blocked_scheme", "not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise FetchError("blocked_scheme", f"scheme {parts.scheme or '(none)'!r} is not fetched")
-    if not parts.hostname:
+    if not host:
         raise FetchError("blocked_scheme", "URL has no host")
 
 
@@ -131,18 +135,110 @@ def _guarded(base):
     return Guarded
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# The total deadline
+
+# Socket timeouts bound each read, not a response: a server sending a byte a second never trips them. So every
+# fetch has a _Deadline that shuts its connection's socket down when the time is up, which ends any read.
+_WATCH_LOCK = threading.Lock()
+_current = threading.local()  # the _Deadline of the fetch running on this thread
+
+
+def _shutdown(sock) -> None:
+    # socket.socket's own shutdown, not SSLSocket's, which would drop the TLS state under the reading thread.
+    # A socket object that is closed has no file descriptor any more, so this never reaches a reused one.
+    if isinstance(sock, socket.socket):
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Deadline:
+    """Ends one fetch's reads at its deadline by shutting down the socket it is reading from."""
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._done = False
+        self._conn = self._sock = None
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.name = "fetch-deadline"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, conn, sock) -> None:
+        """`conn` now reads for this fetch from `sock` (a pooled connection passes from fetch to fetch)."""
+        with _WATCH_LOCK:
+            conn._fetch_deadline = self
+            self._conn, self._sock = conn, sock
+            if self.fired:
+                _shutdown(sock)
+
+    def _fire(self) -> None:
+        with _WATCH_LOCK:
+            if self._done:
+                return
+            self.fired = True
+            if self._conn is not None and getattr(self._conn, "_fetch_deadline", None) is self:
+                _shutdown(self._sock)
+
+    def finish(self) -> None:
+        with _WATCH_LOCK:
+            self._done = True
+            self._conn = self._sock = None
+        self._timer.cancel()
+
+
+def _watch(conn) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None and conn.sock is not None:
+        deadline.attach(conn, conn.sock)
+
+
+def _watched(base):
+    class Watched(base):
+        """Puts its socket under the running fetch's deadline: after connecting, and before each response (a
+        kept-alive connection serves later fetches). TLS handshakes need no watch: Python bounds a whole
+        handshake by the socket timeout, which is at most the time left."""
+
+        def connect(self):
+            super().connect()
+            _watch(self)
+
+        def getresponse(self, *args, **kwargs):
+            _watch(self)
+            return super().getresponse(*args, **kwargs)
+
+    Watched.__name__ = f"Watched{base.__name__}"
+    return Watched
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _watched(HTTPConnection)
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _watched(HTTPSConnection)
+
+
 class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _guarded(HTTPConnection)
+    ConnectionCls = _guarded(_watched(HTTPConnection))
 
 
 class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _guarded(HTTPSConnection)
+    ConnectionCls = _guarded(_watched(HTTPSConnection))
 
 
-class _GuardedAdapter(requests.adapters.HTTPAdapter):
+class _Adapter(requests.adapters.HTTPAdapter):
+    pools = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(self.pools)
+
+
+class _GuardedAdapter(_Adapter):
+    pools = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
 
 
 def _blocked_detail(exc: BaseException) -> str:
@@ -237,6 +333,19 @@ def backoff_delay(cfg: FetchConfig, attempt: int, retry_after: float | None) -> 
     return min(cfg.backoff_s * (2**attempt), cfg.max_retry_after_s)
 
 
+def request_error(e: requests.exceptions.RequestException, timeout: tuple[float, float]) -> FetchError | None:
+    """The FetchError for a failed request, or None for a connection error that is worth a retry."""
+    blocked = _blocked_cause(e)
+    if blocked is not None:
+        return FetchError("private_address", _blocked_detail(e))
+    if isinstance(e, requests.exceptions.Timeout):
+        limit = timeout[0] if isinstance(e, requests.exceptions.ConnectTimeout) else timeout[1]
+        return FetchError("timeout", f"{type(e).__name__} after {limit:g}s")
+    if isinstance(e, requests.exceptions.ConnectionError):
+        return None
+    return FetchError("http_error", _short(e))
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The client
 
@@ -255,7 +364,7 @@ class Fetcher:
         session.trust_env = False
         session.headers.update({"User-Agent": cfg.user_agent, "Accept-Encoding": "gzip, deflate"})
         pool = max(10, cfg.max_parallel_hosts * cfg.per_host_concurrency)
-        adapter_cls = requests.adapters.HTTPAdapter if cfg.allow_private_hosts else _GuardedAdapter
+        adapter_cls = _Adapter if cfg.allow_private_hosts else _GuardedAdapter
         for scheme in ("http://", "https://"):
             session.mount(scheme, adapter_cls(pool_connections=pool, pool_maxsize=pool, max_retries=0))
         self._session = session
@@ -265,16 +374,28 @@ class Fetcher:
 
     def get(self, url: str, *, html_only: bool = True, accept: str = "text/html,application/xhtml+xml") -> Page:
         """GET with redirects, retries and limits. Raises FetchError with a reason code."""
+        watch = _Deadline(self._cfg.total_timeout_s)
+        outer = getattr(_current, "deadline", None)
+        _current.deadline = watch
+        try:
+            return self._get(url, time.monotonic() + self._cfg.total_timeout_s, watch, html_only, accept)
+        finally:
+            _current.deadline = outer
+            watch.finish()
+
+    def _get(self, url: str, deadline: float, watch: _Deadline, html_only: bool, accept: str) -> Page:
         cfg = self._cfg
-        deadline = time.monotonic() + cfg.total_timeout_s
         current, seen = url, {url}
         for hop in range(cfg.max_redirects + 1):
             check_scheme(current)
-            resp = self._request(current, deadline, accept)
+            resp = self._request(current, deadline, watch, accept)
             with resp:
                 if resp.status_code in _REDIRECTS and resp.headers.get("Location"):
-                    target = urllib.parse.urljoin(current, resp.headers["Location"].strip())
-                    target = urllib.parse.urldefrag(target)[0]
+                    try:
+                        target = urllib.parse.urljoin(current, resp.headers["Location"].strip())
+                        target = urllib.parse.urldefrag(target)[0]
+                    except ValueError:
+                        raise FetchError("http_error", f"HTTP {resp.status_code} to an invalid URL") from None
                     if target in seen:
                         raise FetchError("too_many_redirects", f"redirect loop at hop {hop + 1}: {target}")
                     seen.add(target)
@@ -285,38 +406,35 @@ class Fetcher:
                 ctype, charset = media_type(resp.headers.get("Content-Type"))
                 if html_only and ctype and ctype not in HTML_TYPES:
                     raise FetchError("not_html", f"content type {ctype!r}")
-                body = self._read_body(resp, deadline)
+                body = self._read_body(resp, deadline, watch)
                 if html_only and not ctype and not looks_like_html(body):
                     raise FetchError("not_html", "no content type and the body does not look like HTML")
                 return Page(url, current, resp.status_code, ctype, charset, body)
         raise FetchError("too_many_redirects", f"more than {cfg.max_redirects} redirects")
 
-    def _request(self, url: str, deadline: float, accept: str) -> requests.Response:
+    def _timeout(self, what: str = "response") -> FetchError:
+        return FetchError("timeout", f"no complete {what} within {self._cfg.total_timeout_s:g}s")
+
+    def _request(self, url: str, deadline: float, watch: _Deadline, accept: str) -> requests.Response:
         cfg = self._cfg
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise FetchError("timeout", f"no complete response within {cfg.total_timeout_s:g}s")
+            if remaining <= 0 or watch.fired:
+                raise self._timeout()
             timeout = (min(cfg.connect_timeout_s, remaining), min(cfg.read_timeout_s, remaining))
             retry_after = None
             try:
                 resp = self._session.get(
                     url, stream=True, allow_redirects=False, timeout=timeout, headers={"Accept": accept}
                 )
-            except requests.exceptions.Timeout as e:
-                if _blocked_cause(e):
-                    raise FetchError("private_address", _blocked_detail(e)) from None
-                limit = timeout[0] if isinstance(e, requests.exceptions.ConnectTimeout) else timeout[1]
-                raise FetchError("timeout", f"{type(e).__name__} after {limit:g}s") from None
-            except requests.exceptions.ConnectionError as e:
-                blocked = _blocked_cause(e)
-                if blocked is not None:
-                    raise FetchError("private_address", _blocked_detail(e)) from None
-                if attempt >= cfg.retries:
-                    raise FetchError("unreachable", _short(e)) from None
             except requests.exceptions.RequestException as e:
-                raise FetchError("http_error", _short(e)) from None
+                # Once the deadline has shut the socket, whatever error that caused is the deadline's.
+                if watch.fired:
+                    raise self._timeout() from None
+                error = request_error(e, timeout)
+                if error is not None or attempt >= cfg.retries:
+                    raise error or FetchError("unreachable", _short(e)) from None
             else:
                 if resp.status_code != 429 and resp.status_code < 500:
                     return resp
@@ -334,7 +452,7 @@ class Fetcher:
             self._sleep(delay)
             attempt += 1
 
-    def _read_body(self, resp: requests.Response, deadline: float) -> bytes:
+    def _read_body(self, resp: requests.Response, deadline: float, watch: _Deadline) -> bytes:
         limit = self._cfg.max_body_bytes
         declared = resp.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -346,11 +464,16 @@ class Fetcher:
                 if size > limit:
                     raise FetchError("too_large", f"body is over the {limit}-byte limit")
                 if time.monotonic() > deadline:
-                    raise FetchError("timeout", f"body not complete within {self._cfg.total_timeout_s:g}s")
+                    raise self._timeout("body")
                 chunks.append(chunk)
         except requests.exceptions.RequestException as e:
+            if watch.fired:
+                raise self._timeout("body") from None
             cause = "timeout" if "timed out" in str(e).lower() else "http_error"
             raise FetchError(cause, f"while reading the body: {_short(e)}") from None
+        # A body without a length ends where the connection does, so one the deadline cut short looks complete.
+        if watch.fired:
+            raise self._timeout("body")
         return b"".join(chunks)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import gzip
 import io
@@ -64,12 +65,7 @@ def decode(data: bytes) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         # A chaotic guess is mojibake in waiting: better a reject than garbage text.
-        matches = [m for m in charset_normalizer.from_bytes(data) if m.chaos <= 0.3]
-        if not matches:
-            raise ReadError("undecodable", "not UTF-8 and no text encoding could be detected") from None
-        # Ties between single-byte code pages are common; news in Latin script is most often cp1252.
-        best = min(matches, key=lambda m: (round(m.chaos, 2), _preference(m.encoding), -m.coherence))
-        text = str(best)
+        text = data.decode(decode_guess(data), errors="replace")
     if "\x00" in text:
         raise ReadError("undecodable", "binary content (NUL bytes)")
     return unicodedata.normalize("NFC", text)
@@ -95,9 +91,7 @@ def gunzip_members(data: bytes, max_bytes: int) -> tuple[bytes, int]:
             raise ReadError("bad_gzip", f"truncated gzip stream in member {members + 1}")
         out.append(chunk)
         members += 1
-        rest = d.unused_data
-        if not rest.strip(b"\x00"):
-            break
+        rest = d.unused_data.lstrip(b"\x00")  # zero padding between or after members, as gzip itself allows
     if not members:
         raise ReadError("bad_gzip", "empty gzip file")
     return b"".join(out), members
@@ -165,6 +159,86 @@ def not_regular(path: str) -> str | None:
     return f"{kind}; only regular files are read"
 
 
+# ---------------------------------------------------------------------------------------- JSON Lines lines
+
+_JSON_SPACE = " \t\r"  # JSON's own whitespace (besides "\n"): a line of only these is blank
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"))
+_BOMS += ((codecs.BOM_UTF16_BE, "utf-16"),)
+
+
+def bom_text(data: bytes) -> str | None:
+    """The text of a UTF-16/32 file that starts with its byte-order mark and decodes cleanly, else None.
+
+    Such files are the only ones whose lines are not split on the byte "\n"."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _guess_encoding(data: bytes) -> str | None:
+    try:
+        return decode_guess(data)
+    except ReadError:
+        return None
+
+
+def decode_guess(data: bytes) -> str:
+    """The detected (non-UTF-8) encoding of a file's bytes; ReadError when none is plausible."""
+    matches = [m for m in charset_normalizer.from_bytes(data) if m.chaos <= 0.3]
+    if not matches:
+        raise ReadError("undecodable", "not UTF-8 and no text encoding could be detected")
+    # Ties between single-byte code pages are common; news in Latin script is most often cp1252.
+    return min(matches, key=lambda m: (round(m.chaos, 2), _preference(m.encoding), -m.coherence)).encoding
+
+
+def json_lines(data: bytes) -> Iterator[tuple[int, str | ReadError, str]]:
+    """(1-based line number, decoded line or ReadError, excerpt) of every non-blank line of a JSON Lines file.
+
+    Lines are split on "\n" only (str.splitlines() would also split on U+2028, U+2029 and U+0085, which JSON
+    strings may hold raw) and decoded one by one: a line of binary or undecodable bytes is that line's reject,
+    never its file's.
+    """
+    data = data.removeprefix(codecs.BOM_UTF8)
+    text = bom_text(data)
+    if text is not None:
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if line.strip(_JSON_SPACE):
+                yield lineno, _checked(unicodedata.normalize("NFC", line)), line
+        return
+    fallback: list[str | None] = []  # the whole file's guessed encoding, detected once and only when needed
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip(_JSON_SPACE.encode()):
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if not fallback:
+                fallback.append(_guess_encoding(data))
+            line = raw.decode(fallback[0], errors="strict") if fallback[0] and _decodes(raw, fallback[0]) else None
+        excerpt = raw.decode("utf-8", errors="replace")
+        if line is None:
+            yield lineno, ReadError("undecodable", "line is not UTF-8 nor in the file's encoding"), excerpt
+        else:
+            yield lineno, _checked(unicodedata.normalize("NFC", line)), excerpt
+
+
+def _decodes(raw: bytes, codec: str) -> bool:
+    try:
+        raw.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def _checked(line: str) -> str | ReadError:
+    # A raw NUL cannot be inside a JSON string (it must be escaped): the line is binary.
+    return ReadError("undecodable", "binary content (NUL bytes) in the line") if "\x00" in line else line
+
+
 # ----------------------------------------------------------------------------------------------- counting
 
 
@@ -176,15 +250,20 @@ def _decompressed_for_count(data: bytes, gz: bool, max_bytes: int) -> bytes:
         return f.read(max_bytes + 1)
 
 
-def _nonblank_lines(data: bytes) -> int:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        data = data.decode("utf-16", errors="replace").encode("utf-8")
-    return sum(1 for line in data.split(b"\n") if line.strip())
+def _count_lines(raw: bytes) -> int:
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    text = bom_text(raw)
+    if text is not None:
+        return sum(1 for line in text.split("\n") if line.strip(_JSON_SPACE))
+    return sum(1 for line in raw.split(b"\n") if line.strip(_JSON_SPACE.encode()))
 
 
-def _json_document(text: str):
-    """The value of a whole-file JSON document, or _NOT_A_DOCUMENT."""
-    stripped = text.strip()
+def _json_document(data: bytes):
+    """The value of a whole-file JSON document (an object or an array), or _NOT_A_DOCUMENT."""
+    try:
+        stripped = decode(data).strip()
+    except ReadError:
+        return _NOT_A_DOCUMENT
     if not stripped.startswith(("[", "{")):
         return _NOT_A_DOCUMENT
     try:
@@ -199,10 +278,12 @@ _NOT_A_DOCUMENT = object()
 def expected_records(path: str, data: bytes, max_bytes: int) -> tuple[int, int]:
     """(records the file holds, decompressed bytes), from the bytes alone and never raising.
 
-    One per .txt/.html file; one per non-blank line (split on "\\n" only) of a JSON Lines file; the elements of a
+    One per .txt/.html file; one per non-blank line (split on "\n" only) of a JSON Lines file; the elements of a
     .json array, 1 for a .json object. A file that cannot be read at all counts 1: it becomes one reject.
     """
     kind, gz = file_kind(path)
+    if len(data) > max_bytes:
+        return 1, len(data)
     try:
         raw = _decompressed_for_count(data, gz, max_bytes)
     except (OSError, EOFError, zlib.error):
@@ -210,27 +291,24 @@ def expected_records(path: str, data: bytes, max_bytes: int) -> tuple[int, int]:
     if kind not in ("jsonl", "json") or len(raw) > max_bytes or not raw.strip():
         return 1, len(raw)
     if kind == "json":
-        try:
-            doc = _json_document(decode(raw))
-        except ReadError:
-            return 1, len(raw)
+        doc = _json_document(raw)
         if isinstance(doc, list):
             return max(1, len(doc)), len(raw)
         if doc is not _NOT_A_DOCUMENT:
             return 1, len(raw)
-    return max(1, _nonblank_lines(raw)), len(raw)
+    return max(1, _count_lines(raw)), len(raw)
 
 
 # ------------------------------------------------------------------------------------------------ parsing
 
 
-def _json_values(path: str, text: str, whole_file: bool) -> Iterator[tuple[str, object, str | None]]:
+def _json_values(path: str, data: bytes, whole_file: bool) -> Iterator[tuple[str, object, str | None]]:
     """(input_ref, parsed value or ReadError, raw line for the excerpt) of a JSON Lines or JSON file."""
     if whole_file:
-        doc = _json_document(text)
+        doc = _json_document(data)
         if isinstance(doc, list):
             if not doc:
-                yield path, ReadError("empty", "the JSON array is empty"), text
+                yield path, ReadError("empty", "the JSON array is empty"), None
             for i, value in enumerate(doc, 1):
                 yield f"{path}:{i}", value, None
             return
@@ -238,19 +316,19 @@ def _json_values(path: str, text: str, whole_file: bool) -> Iterator[tuple[str, 
             yield path, doc, None
             return
         # Not one document: a .json file holding JSON Lines is common enough to read line by line.
-    # "\n" only: str.splitlines() would also split on U+2028, U+2029 and U+0085, which JSON strings may hold raw.
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
+    for lineno, line, excerpt in json_lines(data):
         ref = f"{path}:{lineno}"
+        if isinstance(line, ReadError):
+            yield ref, line, excerpt
+            continue
         try:
-            yield ref, json.loads(line), line
+            yield ref, json.loads(line), excerpt
         except json.JSONDecodeError as e:
-            yield ref, ReadError("bad_json", f"invalid JSON: {e.msg} at column {e.colno}"), line
+            yield ref, ReadError("bad_json", f"invalid JSON: {e.msg} at column {e.colno}"), excerpt
         except RecursionError:
-            yield ref, ReadError("bad_json", "JSON nested too deeply"), line
+            yield ref, ReadError("bad_json", "JSON nested too deeply"), excerpt
         except ValueError as e:  # e.g. an integer of more digits than Python converts
-            yield ref, ReadError("bad_json", f"cannot parse: {str(e)[:200]}"), line
+            yield ref, ReadError("bad_json", f"cannot parse: {str(e)[:200]}"), excerpt
 
 
 def _excerpt(value: object, line: str | None) -> str | None:
@@ -303,8 +381,8 @@ def _guarded(ref: str, make, excerpt) -> RawArticle | Reject:
         return Reject.of(ref, STAGE, "internal_error", f"{type(e).__name__}: {str(e)[:300]}", excerpt)
 
 
-def _decoded(path: str, data: bytes, cfg: ReadConfig) -> tuple[str, str, int]:
-    """(kind, text, gzip members) of a file's bytes; ReadError for a file that is unreadable as a whole."""
+def _unpacked(path: str, data: bytes, cfg: ReadConfig) -> tuple[str, bytes, int]:
+    """(kind, decompressed bytes, gzip members) of a file; ReadError for a file that is unreadable as a whole."""
     kind, gz = file_kind(path)
     if kind == "unknown":
         raise ReadError("unsupported_type", f"file extension is not one of {', '.join(SUPPORTED_EXT)} (or .gz)")
@@ -315,10 +393,14 @@ def _decoded(path: str, data: bytes, cfg: ReadConfig) -> tuple[str, str, int]:
         data, members = gunzip_members(data, cfg.max_bytes)
     if not data.strip():
         raise ReadError("empty", "file is empty")
+    return kind, data, members
+
+
+def _whole_text(data: bytes) -> str:
     text = decode(data)
     if not text.strip():
         raise ReadError("empty", "file has only whitespace")
-    return kind, text, members
+    return text
 
 
 def parse_file(path: str, data: bytes, cfg: ReadConfig, members: list | None = None) -> Iterator[RawArticle | Reject]:
@@ -327,7 +409,8 @@ def parse_file(path: str, data: bytes, cfg: ReadConfig, members: list | None = N
     `members`, when given, receives the number of gzip members read.
     """
     try:
-        kind, text, n_members = _decoded(path, data, cfg)
+        kind, data, n_members = _unpacked(path, data, cfg)
+        text = _whole_text(data) if kind in ("text", "html") else None
     except ReadError as e:
         yield Reject.of(path, STAGE, e.reason, e.detail, data if e.reason != "too_large" else None)
         return
@@ -336,13 +419,17 @@ def parse_file(path: str, data: bytes, cfg: ReadConfig, members: list | None = N
         return
     if members is not None:
         members.append(n_members)
-    if kind in ("jsonl", "json"):
-        for ref, value, line in _json_values(path, text, whole_file=kind == "json"):
+    if text is None:
+        n = 0
+        for ref, value, line in _json_values(path, data, whole_file=kind == "json"):
+            n += 1
             if isinstance(value, ReadError):
                 yield Reject.of(ref, STAGE, value.reason, value.detail, line)
             else:
-                excerpt = _excerpt(value, line) if line is not None else None
+                excerpt = _excerpt(value, line)
                 yield _guarded(ref, lambda r=ref, v=value, x=excerpt: from_json(r, path, v, x), excerpt)
+        if not n:  # only blank lines (a byte-order mark, carriage returns): the file is one reject
+            yield Reject.of(path, STAGE, "empty", "file has no non-blank line", data)
         return
     yield _guarded(
         path,

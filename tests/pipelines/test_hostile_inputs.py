@@ -11,9 +11,9 @@ import tempfile
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import read_dataset, run_ingest
 
 from pipelines import runners
-from conftest import read_dataset, run_ingest
 
 DAY = "2026-12-01"
 GOOD = "A harbour strike closed the northern port on Monday, union officials said in a statement."

@@ -1,7 +1,9 @@
 """Tests for the feed source: feed lists, OPML, parsing, ReadFeeds end states, and the extraction time limit."""
 
 import argparse
+import dataclasses
 import datetime as dt
+import os
 import pathlib
 import sys
 import tracemalloc
@@ -31,7 +33,9 @@ from transforms.feeds import (  # noqa: E402
     parse_feed_list,
     parse_opml,
     parse_stop_after,
+    read_feed,
     read_feed_list,
+    repair_char_refs,
     source_name,
 )
 
@@ -272,6 +276,105 @@ def test_load_feed_from_local_paths(tmp_path):
     for bad in ("ftp://x.example/feed", "gopher://x.example/", str(tmp_path / "missing.xml")):
         with pytest.raises(FeedUnreadable):
             load_feed(bad, None, 100)
+
+
+def _surrogate_rss(base: str) -> str:
+    """One entry whose title, description and author hold a lone-surrogate reference, then a normal entry."""
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Surrogate Wire</title><link>{base}/</link>
+<item><title>Broken &#xDC00; title</title><link>{base}/articles/rail-budget.html</link>
+<description>Text &#xDC00; here</description><author>ed@example.org (Ann &#55296;)</author></item>
+<item><title>Fine title</title><link>{base}/articles/wind-farm.html</link><description>Fine</description></item>
+</channel></rss>"""
+
+
+def _text_fields(entry):
+    return [v for v in dataclasses.asdict(entry).values() if isinstance(v, str)]
+
+
+def test_lone_surrogate_references_are_repaired_and_flagged(tmp_path):
+    path = tmp_path / "surrogates.xml"
+    path.write_text(_surrogate_rss("http://127.0.0.1"))
+    entries, rejects = read_feed(str(path), None, 0, None, FeedConfig())
+    assert rejects == []
+    assert [e.title for e in entries] == ["Broken \ufffd title", "Fine title"]
+    assert entries[0].summary == "Text \ufffd here"
+    for entry in entries:
+        for value in _text_fields(entry):
+            value.encode("utf-8")  # raises on a lone surrogate
+            assert "\ufdd0" not in value
+    assert set(entries[0].flags) == {"repaired_unicode:title", "repaired_unicode:summary", "repaired_unicode:author"}
+    assert entries[1].flags == ()
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b"<t>a&#xDC00;b</t>", b"<t>a&#xFDD0;b</t>"),
+        (b"<t>&#55296;</t>", b"<t>&#xFDD0;</t>"),
+        (b"<t>&#xD83D;&#xDE00;</t>", b"<t>&#x1F600;</t>"),  # a pair written JSON-style is joined
+        (b"<t>&#xDE00;&#xD83D;</t>", b"<t>&#xFDD0;&#xFDD0;</t>"),
+        (b"<t>&#x110000;&#" + b"9" * 5000 + b";</t>", b"<t>&#xFDD0;&#xFDD0;</t>"),
+        (b"<t>&#38;&#xE9;&#x1F600;&amp;#xDC00;</t>", b"<t>&#38;&#xE9;&#x1F600;&amp;#xDC00;</t>"),
+    ],
+)
+def test_repair_char_refs(data, expected):
+    assert repair_char_refs(data) == expected
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16"])
+@pytest.mark.parametrize("bad", ["&#xDC00;", "&#x110000;", "&#" + "9" * 5000 + ";"])
+def test_bad_character_references_do_not_lose_the_feed(codec, bad):
+    # Malformed for the strict XML parser, so feedparser's fallback parser reads it: the one that used to crash.
+    rss = _surrogate_rss("https://news.example").replace("&#xDC00;", bad).replace("utf-8", codec)
+    entries, rejects, bozo = parse_feed(rss.encode(codec), location="https://news.example/rss")
+    assert rejects == [] and len(entries) == 2
+    assert entries[0].title == "Broken \ufffd title" and "repaired_unicode:title" in entries[0].flags
+
+
+def test_read_feeds_keeps_a_feed_with_surrogates_and_a_broken_ipv6_link(tmp_path):
+    # Before: the surrogate lost the whole feed as one internal_error, and the link crashed the KeyByHost step.
+    with FeedServer() as s:
+        feed = tmp_path / "surrogates.xml"
+        rss = _surrogate_rss(s.base).replace(
+            "</channel>", "<item><title>x</title><link>http://[::1/x</link></item></channel>"
+        )
+        feed.write_text(rss)
+        cfg = FeedConfig(feeds=((str(feed), None),), allow_private_hosts=True, **FAST)
+        with TestPipeline(runner=RUNNER) as p:
+            out = p | ReadFeeds(cfg)
+            assert_that(
+                out["raw"] | beam.Map(lambda r: (r.input_ref.rsplit("/", 1)[1], r.title, r.flags)),
+                equal_to(
+                    [
+                        (
+                            "rail-budget.html",
+                            "Broken \ufffd title",
+                            ("repaired_unicode:title", "repaired_unicode:author", "repaired_unicode:summary"),
+                        ),
+                        ("wind-farm.html", "Fine title", ()),
+                    ]
+                ),
+                label="Raw",
+            )
+            assert_that(
+                out["rejects"] | beam.Map(lambda r: (r.stage, r.reason, r.input_ref)),
+                equal_to([("fetch", "blocked_scheme", "http://[::1/x")]),
+                label="Rejects",
+            )
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_given_as_a_feed_file_is_refused_without_hanging(tmp_path):
+    fifo = tmp_path / "feed.xml"
+    os.mkfifo(fifo)
+    for location in (str(fifo), fifo.as_uri()):
+        with pytest.raises(FeedUnreadable, match="not a regular file"):
+            load_feed(location, None, 100)
+    entries, rejects = read_feed(str(fifo), None, 0, None, FeedConfig())
+    assert entries == [] and [(r.reason, r.input_ref) for r in rejects] == [("feed_unreadable", str(fifo))]
+    with pytest.raises(FeedUnreadable, match="not a regular file"):
+        load_feed(str(tmp_path), None, 100)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -149,7 +149,14 @@ def test_user_agent_is_a_setting(server):
 
 @pytest.mark.parametrize(
     "url",
-    ["file:///etc/passwd", "ftp://ftp.example.com/x", "data:text/html,<p>x</p>", "javascript:alert(1)", "http:///x"],
+    [
+        "file:///etc/passwd",
+        "ftp://ftp.example.com/x",
+        "data:text/html,<p>x</p>",
+        "javascript:alert(1)",
+        "http:///x",
+        "http://[::1/x",
+    ],
 )
 def test_only_http_and_https_are_fetched(url, no_outside_connections):
     with pytest.raises(FetchError) as e:
@@ -379,3 +386,119 @@ def test_fetch_step_turns_every_failure_into_an_output():
             )
             assert_that(out["pages"], equal_to(["rail-budget.html"]))
             assert_that(out["rejects"], equal_to([("does-not-exist.html", "http_error")]), label="Rejects")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The total deadline against servers that answer a byte at a time, or never
+
+
+class DripServer:
+    """A raw socket server on 127.0.0.1 that answers slowly: headers or body a byte every DRIP_S, or nothing.
+
+    Every answer completes after about GIVE_UP_S, so a client without a working deadline gets a page (or a late
+    error) instead of hanging the test run.
+    """
+
+    DRIP_S = 0.1
+    GIVE_UP_S = 12.0
+    BODY = b"<html><body><p>" + b"x" * int(GIVE_UP_S / DRIP_S) + b"</p></body></html>"
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self.hits = collections.Counter()
+
+    def __enter__(self):
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._listener.close()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            try:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    request += data
+                path = request.split(b" ", 2)[1].decode()
+                self.hits[path] += 1
+                self._answer(conn, path, self.hits[path])
+            except OSError:  # the client gave up and closed its end
+                pass
+
+    def _drip(self, conn, data: bytes):
+        for i in range(len(data)):
+            if self._stop.wait(self.DRIP_S):
+                return
+            conn.sendall(data[i : i + 1])
+
+    def _answer(self, conn, path, hit):
+        html = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+        sized = html + b"Content-Length: %d\r\n\r\n" % len(self.BODY)
+        empty = b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        if path == "/silent":
+            self._stop.wait(self.GIVE_UP_S)
+        elif path == "/drip-headers":
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            self._drip(conn, b"X-Slow: " + b"a" * int(self.GIVE_UP_S / self.DRIP_S) + b"\r\n")
+            conn.sendall(sized[len(b"HTTP/1.1 200 OK\r\n") :] + self.BODY)
+        elif path == "/drip-body":
+            conn.sendall(sized)
+            self._drip(conn, self.BODY)
+        elif path == "/drip-body-unsized":
+            # No Content-Length: the body ends when the connection does, so a cut body looks complete.
+            conn.sendall(html + b"\r\n")
+            self._drip(conn, self.BODY)
+        elif path == "/redirect-to-drip":
+            time.sleep(0.5)
+            conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /drip-body\r\n" + empty)
+        elif path == "/retry-then-drip" and hit == 1:
+            conn.sendall(b"HTTP/1.1 503 Busy\r\nRetry-After: 0\r\n" + empty)
+        elif path == "/retry-then-drip":
+            conn.sendall(sized)
+            self._drip(conn, self.BODY)
+
+
+DEADLINE_S = 2.0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "path",
+    ["/silent", "/drip-headers", "/drip-body", "/drip-body-unsized", "/redirect-to-drip", "/retry-then-drip"],
+)
+def test_total_deadline_holds_against_slow_servers(path):
+    # A per-read timeout far above the drip interval: only the total deadline can end these fetches.
+    cfg = dict(read_timeout_s=10.0, total_timeout_s=DEADLINE_S, retries=1, backoff_s=0.05)
+    with DripServer() as server:
+        started = time.monotonic()
+        with pytest.raises(FetchError) as e:
+            _get(server.base + path, **cfg)
+        elapsed = time.monotonic() - started
+    assert e.value.reason == "timeout", e.value
+    assert elapsed < DEADLINE_S + 3, f"took {elapsed:.1f}s against a {DEADLINE_S}s deadline"
+    if path == "/retry-then-drip":
+        assert server.hits[path] == 2
+
+
+def test_deadline_watch_ends_with_each_fetch(server):
+    fetcher = Fetcher(FetchConfig(**{**FAST, "allow_private_hosts": True}))
+    for _ in range(5):
+        fetcher.get(server.base + "/articles/rail-budget.html")
+    time.sleep(0.2)
+    # Each fetch's deadline watch is cancelled when it ends, and it leaves no thread behind.
+    assert not [t for t in threading.enumerate() if t.name.startswith("fetch-deadline") and t.is_alive()]
