@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean browser
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,8 +16,18 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 run: $(STAMP)
 	$(BIN)/news-ingest --input 'seeds/*.txt' --output out/
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests
+
+# The report's browser test drives Debian's chromium and chromium-driver: installed here where we can (root with
+# apt-get, as on CI), otherwise one line says what is missing.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing chromium and chromium-driver for the browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "make: could not install chromium chromium-driver: the browser test will fail"; \
+	else echo "make: the browser test needs chromium and chromium-driver (apt-get install chromium chromium-driver)"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -18,7 +18,7 @@ setup(
     description="Apache Beam pipeline: raw news to clean, deduplicated, entity-tagged Hive-partitioned Parquet",
     python_requires=">=3.10",
     packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*", "schemas", "schemas.*"]),
-    package_data={"transforms": ["data/*"], "schemas": ["*.json"]},
+    package_data={"transforms": ["data/*"], "schemas": ["*.json"], "pipelines": ["report/templates/*"]},
     include_package_data=True,
     install_requires=_requirements(),
     entry_points={"console_scripts": ["news-ingest=pipelines.ingest:main"]},

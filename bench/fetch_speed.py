@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import sys
@@ -20,6 +21,7 @@ from feed_server import FeedServer  # noqa: E402
 
 from transforms.extract import Extract, ExtractConfig  # noqa: E402
 from transforms.feeds import FeedConfig, ReadFeeds  # noqa: E402
+from transforms.fetch import FetchConfig  # noqa: E402
 
 RUNNER = "pipelines.runners.OfflineDirectRunner"
 
@@ -40,18 +42,24 @@ def _run(feeds: FeedConfig, extract: bool, extract_timeout: float | None) -> tup
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("n", type=int, nargs="?", default=200, help="links in the feed (default 200)")
-    ap.add_argument("--per-host", type=int, default=2, help="per-host concurrency (default 2)")
+    ap.add_argument(
+        "--per-host",
+        type=int,
+        default=FetchConfig.per_host_concurrency,
+        help="per-host concurrency (default %(default)s)",
+    )
     ap.add_argument("--latency-ms", type=float, default=50.0, help="server delay per page, as network latency (50)")
     ap.add_argument("--extract-timeout", type=float, default=30.0, help="0 runs trafilatura in-process")
     args = ap.parse_args()
     with FeedServer(page_delay_s=args.latency_ms / 1000) as server:
+        # The server is on 127.0.0.1, which the SSRF guard refuses unless private hosts are allowed.
+        local = FetchConfig(allow_private_hosts=True)
         feeds = FeedConfig(
             feeds=((f"{server.base}/bench.xml?n={args.n}", "Bench"),),
-            allow_private_hosts=True,
-            per_host_concurrency=args.per_host,
+            fetch=dataclasses.replace(local, per_host_concurrency=args.per_host),
         )
         # Warm-up: imports, the extraction worker and the runner's first-use costs are not the fetcher's.
-        _run(FeedConfig(feeds=((f"{server.base}/bench.xml?n=4", "Warm"),), allow_private_hosts=True), True, 30.0)
+        _run(FeedConfig(feeds=((f"{server.base}/bench.xml?n=4", "Warm"),), fetch=local), True, 30.0)
         fetch_s, fetched = _run(feeds, extract=False, extract_timeout=None)
         both_s, extracted = _run(feeds, extract=True, extract_timeout=args.extract_timeout or None)
         peak = dict(server.max_in_flight)

@@ -19,12 +19,12 @@ from pipelines import lock as run_lock
 from pipelines import report as run_report
 from pipelines import summary
 from pipelines.options import IngestOptions, RunConfig, UsageError, help_parser, to_config
+from pipelines.progress import Progress
 from pipelines.runners import pin_offline_runner, private_tempdir
 from schemas.elements import FileTally
-from transforms.clean import Clean
-from transforms.dedup import Dedup, check_history
-from transforms.entities import ExtractEntities, check_model
-from transforms.extract import Extract
+from transforms.chain import ArticleChain
+from transforms.dedup import check_history
+from transforms.entities import check_model
 from transforms.feeds import ReadFeeds
 from transforms.read import ReadFiles, is_under
 from transforms.write import (
@@ -83,36 +83,20 @@ def _input_counts(p: beam.Pipeline, files: dict | None, feeds: dict | None) -> d
 
 
 def build(p: beam.Pipeline, cfg: RunConfig):
-    """Wire read -> extract -> clean -> dedup -> entities -> write. Returns the manifest PCollection."""
-    files = feeds_read = None
-    sources = []
-    if cfg.inputs:
-        files = p | "ReadFiles" >> ReadFiles(cfg.inputs, cfg.read)
-        sources.append(files)
-    feeds = cfg.stages.get("feeds")
-    if feeds is not None and feeds.feeds:
-        feeds_read = p | "ReadFeeds" >> ReadFeeds(feeds)
-        sources.append(feeds_read)
+    """Wire read -> the article chain -> write. Returns the manifest PCollection."""
+    files = p | "ReadFiles" >> ReadFiles(cfg.inputs, cfg.read) if cfg.inputs else None
+    feeds = p | "ReadFeeds" >> ReadFeeds(cfg.feeds) if cfg.feeds.feeds else None
+    sources = [s for s in (files, feeds) if s is not None]
     raw = [s["raw"] for s in sources] | "AllRaw" >> beam.Flatten()
     read_rejects = [s["rejects"] for s in sources] | "AllReadRejects" >> beam.Flatten()
-    extracted = raw | "Extract" >> Extract(cfg.extract)
-    cleaned = extracted["articles"] | "Clean" >> Clean(cfg.stages["clean"])
-    deduped = cleaned["articles"] | "Dedup" >> Dedup(cfg.stages["dedup"])
-    tagged = deduped["articles"] | "Entities" >> ExtractEntities(cfg.stages["entities"])
-    rejects = (
-        read_rejects,
-        extracted["rejects"],
-        cleaned["rejects"],
-        deduped["rejects"],
-        tagged["rejects"],
-    ) | "AllRejects" >> beam.Flatten()
+    chain = raw | "Chain" >> ArticleChain(cfg)
     datasets = {
-        "articles": tagged["articles"],
-        "duplicates": deduped["duplicates"],
-        "signatures": deduped["signatures"],
-        "rejects": rejects,
+        "articles": chain["articles"],
+        "duplicates": chain["duplicates"],
+        "signatures": chain["signatures"],
+        "rejects": (read_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten(),
     }
-    return datasets | "Write" >> WriteDatasets(cfg.write, counts=_input_counts(p, files, feeds_read))
+    return datasets | "Write" >> WriteDatasets(cfg.write, counts=_input_counts(p, files, feeds))
 
 
 def _quiet_logging(verbose: bool) -> None:
@@ -138,8 +122,7 @@ def _check_inputs(cfg: RunConfig) -> list[str]:
                 warnings.append(f"--input {pattern!r} matched no files")
             else:
                 raise UsageError(f"--input {pattern!r}: no such file")
-    feeds = cfg.stages.get("feeds")
-    if not matched and not (feeds and feeds.feeds) and not cfg.write.allow_empty:
+    if not matched and not cfg.feeds.feeds and not cfg.write.allow_empty:
         kept = committed_files(cfg.write, KNOWN_DATASETS)
         if kept:
             raise UsageError(
@@ -169,16 +152,15 @@ def _run_batch(options, cfg: RunConfig, started: float) -> int:
     warnings = _check_inputs(cfg)
     # A damaged history file is skipped by the run (nothing is lost, some repeats may stay articles): name it.
     warnings += [
-        f"stored signatures {path} are unreadable and skipped ({reason})"
-        for path, reason in check_history(cfg.stages["dedup"])
+        f"stored signatures {path} are unreadable and skipped ({reason})" for path, reason in check_history(cfg.dedup)
     ]
     runner = pin_offline_runner(options)
-    with run_lock.acquire(cfg.output, cfg.run_date, cfg.stages["lock"], options=options):
+    with run_lock.acquire(cfg.output, cfg.run_date, cfg.lock, options=options):
         stage = staging_dir(cfg.output, cfg.run_date)
         # Left behind by a crashed run of the same date; nothing in it was ever published.
         delete_tree(stage)
         clear_refusal(cfg.output, cfg.run_date)
-        with private_tempdir(), run_report.Progress():
+        with private_tempdir(), Progress():
             with beam.Pipeline(options=options) as p:
                 build(p, cfg)
         result = p.result
@@ -218,12 +200,11 @@ def _configure(argv: list[str]) -> tuple[PipelineOptions, RunConfig]:
     if not cfg.verbose and not options.view_as(WorkerOptions).default_sdk_harness_log_level:
         # Worker processes (multi-processing, portable runners) log to the same terminal.
         options.view_as(WorkerOptions).default_sdk_harness_log_level = "ERROR"
-    feeds = cfg.stages.get("feeds")
-    if not cfg.inputs and not (feeds and feeds.feeds):
+    if not cfg.inputs and not cfg.feeds.feeds:
         raise UsageError("nothing to read: give --input, --feed or --feeds")
     try:
         # A missing model is a start-up error, never a surprise on the first article.
-        check_model(cfg.stages["entities"])
+        check_model(cfg.entities)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return options, cfg
@@ -242,7 +223,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         options, cfg = _configure(argv)
-        if cfg.stages["feeds"].streaming:
+        if cfg.streaming:
             return _run_streaming(options, cfg, started)
         return _run_batch(options, cfg, started)
     except UsageError as e:

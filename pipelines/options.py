@@ -1,4 +1,4 @@
-"""Command-line options and their translation into frozen per-stage configs."""
+"""The command line: `news-ingest`'s flags and their translation into one typed RunConfig of frozen stage settings."""
 
 from __future__ import annotations
 
@@ -9,24 +9,19 @@ import os
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines import lock
+from pipelines.lock import LockConfig
+from transforms import clean, dedup, entities, feeds
+from transforms.clean import CleanConfig
+from transforms.dedup import DedupConfig
+from transforms.entities import EntityConfig
 from transforms.extract import ExtractConfig
+from transforms.feeds import FeedConfig
 from transforms.read import ReadConfig
 from transforms.write import WriteConfig
 
-# Modules that contribute flags: each has add_arguments(parser) and config_from_options(opts, ...).
-STAGE_MODULES: list[str] = [
-    "transforms.feeds",
-    "transforms.clean",
-    "transforms.dedup",
-    "transforms.entities",
-    "pipelines.lock",
-]
-
-
-def _stage_modules():
-    import importlib
-
-    return [importlib.import_module(name) for name in STAGE_MODULES]
+# RunConfig field -> the module that owns its flags: add_arguments(parser) and config_from_options(opts, ...).
+STAGES = {"feeds": feeds, "clean": clean, "dedup": dedup, "entities": entities, "lock": lock}
 
 
 class IngestOptions(PipelineOptions):
@@ -55,16 +50,18 @@ class IngestOptions(PipelineOptions):
             "--max_file_mb",
             dest="max_file_mb",
             type=float,
-            default=50.0,
-            help="Files larger than this (after gunzip) become 'too_large' rejects (default 50).",
+            default=ReadConfig.max_bytes / 2**20,
+            help="Files larger than this (after gunzip) become 'too_large' rejects "
+            f"(default {ReadConfig.max_bytes / 2**20:g}).",
         )
         g.add_argument(
             "--write-shards",
             "--write_shards",
             dest="write_shards",
             type=int,
-            default=1,
-            help="Parquet files per dataset partition and run (default 1; raise for very large days).",
+            default=WriteConfig.shards,
+            help=f"Parquet files per dataset partition and run (default {WriteConfig.shards}; raise for very large "
+            "days).",
         )
         g.add_argument(
             "--allow-empty",
@@ -76,7 +73,7 @@ class IngestOptions(PipelineOptions):
             "so that a glob matching nothing or an unmounted folder never wipes a committed day).",
         )
         g.add_argument("--verbose", action="store_true", default=False, help="Show Beam's logs and full tracebacks.")
-        for module in _stage_modules():
+        for module in STAGES.values():
             module.add_arguments(parser)
 
 
@@ -91,7 +88,15 @@ class RunConfig:
     read: ReadConfig
     extract: ExtractConfig
     write: WriteConfig
-    stages: dict = dataclasses.field(default_factory=dict)  # stage module name -> its frozen config
+    feeds: FeedConfig = FeedConfig()
+    clean: CleanConfig = CleanConfig()
+    dedup: DedupConfig = DedupConfig()
+    entities: EntityConfig = EntityConfig()
+    lock: LockConfig = LockConfig()
+
+    @property
+    def streaming(self) -> bool:
+        return self.feeds.streaming
 
 
 class UsageError(Exception):
@@ -149,8 +154,8 @@ def to_config(opts: IngestOptions, now: dt.datetime | None = None) -> RunConfig:
     inputs, folders = resolve_inputs(opts.input or ())
     try:
         stages = {
-            m.__name__.rsplit(".", 1)[-1]: m.config_from_options(opts, run_date=run_date, output=output, now=now)
-            for m in _stage_modules()
+            name: module.config_from_options(opts, run_date=run_date, output=output, now=now)
+            for name, module in STAGES.items()
         }
     except (ValueError, OverflowError) as e:
         raise UsageError(str(e)) from None
@@ -160,9 +165,9 @@ def to_config(opts: IngestOptions, now: dt.datetime | None = None) -> RunConfig:
         run_date=run_date,
         verbose=bool(opts.verbose),
         # The run's own output (reports, manifests, Parquet) is never read back as input.
-        read=ReadConfig(max_bytes=int(opts.max_file_mb * 1024 * 1024), exclude=(output,), folders=folders),
+        read=ReadConfig(max_bytes=int(opts.max_file_mb * 2**20), exclude=(output,), folders=folders),
         # --extract-timeout is registered by the feeds module; it limits every HTML page, files included.
-        extract=ExtractConfig(timeout_s=stages["feeds"].extract_timeout_s) if "feeds" in stages else ExtractConfig(),
+        extract=ExtractConfig(timeout_s=stages["feeds"].extract_timeout_s),
         write=WriteConfig(
             output=output,
             run_date=run_date,
@@ -170,5 +175,5 @@ def to_config(opts: IngestOptions, now: dt.datetime | None = None) -> RunConfig:
             shards=opts.write_shards,
             allow_empty=bool(opts.allow_empty),
         ),
-        stages=stages,
+        **stages,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -15,21 +13,14 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import Timestamp
 
 from schemas.elements import Reject
+from transforms.chain import ArticleChain
 from transforms.common import REJECTS, count
-from transforms.extract import Extract
-from transforms.feeds import STAGE as FEEDS_STAGE
 from transforms.feeds import FeedConfig, FeedEntry, FeedReaderFn, FetchEntries
-from transforms.stream_write import StreamWriteConfig, WriteWindowed
+from transforms.portable import TaggedParDo, split_tagged
+from transforms.write import PublishPerWindow, WriteDatasets
 
 WRITE_WINDOW_S = 3600  # output files are per hour
 MAX_LOCAL_POLLS = 10_000  # an "unbounded" run on the local runner is this many polls (104 days at 15m)
-# Stages that join the chain when their module exists and the CLI built a config for them, in chain order.
-PLUGGABLE_STAGES = (
-    ("clean", "transforms.clean", "Clean"),
-    ("dedup", "transforms.dedup", "Dedup"),
-    ("entities", "transforms.entities", "ExtractEntities"),
-)
-_LOG = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -139,6 +130,7 @@ class _SkipSeenFn(beam.DoFn):
         self._ttl = ttl_s
 
     def process(self, keyed, timestamp=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN)):
+        # Stateful, so Beam must call it itself: it yields (tag, value) pairs for split_tagged, not TaggedOutputs.
         _, items = keyed
         fresh, state = skip_seen(items, seen.read() or {}, float(timestamp), self._ttl)
         seen.write(state)
@@ -147,9 +139,9 @@ class _SkipSeenFn(beam.DoFn):
         for item in fresh:
             if isinstance(item, Reject):
                 count(f"rejected.{item.stage}.{item.reason}")
-                yield beam.pvalue.TaggedOutput(REJECTS, item)
+                yield REJECTS, item
             else:
-                yield item
+                yield "main", item
 
 
 class PollFeeds(beam.PTransform):
@@ -166,12 +158,12 @@ class PollFeeds(beam.PTransform):
             pbegin
             | "Ticks" >> PollTicks(self._cfg.poll_interval_s, self._cfg.poll_count(), self._start)
             | "EachFeed" >> beam.FlatMap(lambda _tick: feeds)
-            | "ReadFeed"
-            >> beam.ParDo(_PollFeedFn(self._cfg)).with_output_types(tuple[str, Any]).with_outputs(REJECTS, main="main")
+            | "ReadFeed" >> TaggedParDo(_PollFeedFn(self._cfg), REJECTS, output_types={"main": tuple[str, Any]})
         )
-        new = polled["main"] | "SkipSeen" >> beam.ParDo(
-            _SkipSeenFn(self._cfg.dedup_lookback_days * 86400)
-        ).with_outputs(REJECTS, main="main")
+        new = split_tagged(
+            polled["main"] | "SkipSeen" >> beam.ParDo(_SkipSeenFn(self._cfg.dedup_lookback_days * 86400)),
+            {"main": "main", REJECTS: REJECTS},
+        )
         rejects = (polled[REJECTS], new[REJECTS]) | "FeedRejects" >> beam.Flatten()
         return {"entries": new["main"], "rejects": rejects}
 
@@ -180,58 +172,32 @@ class PollFeeds(beam.PTransform):
 # The graph
 
 
-def _pluggable_stages(stages: dict):
-    for key, module_name, class_name in PLUGGABLE_STAGES:
-        if stages.get(key) is None:
-            continue
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        yield key, getattr(module, class_name), stages[key]
-
-
 def build_streaming(p: beam.Pipeline, cfg, start: float | None = None):
-    """Wire polling -> fetch -> extract -> (clean -> dedup -> entities) -> hourly windowed write.
+    """Wire polling -> fetch -> the article chain (per hourly window) -> windowed write.
 
-    `cfg` is the RunConfig; its `stages['feeds']` is the FeedConfig. Returns the per-window manifests.
+    `cfg` is the RunConfig. Returns the per-window manifests.
     """
-    feeds: FeedConfig = cfg.stages[FEEDS_STAGE]
+    feeds: FeedConfig = cfg.feeds
     polled = p | "PollFeeds" >> PollFeeds(feeds, start)
     # Each poll's links are fetched together: a window per poll interval lets the fetch group by URL and host.
     entries = polled["entries"] | "PerPoll" >> beam.WindowInto(beam_window.FixedWindows(feeds.poll_interval_s))
     fetched = entries | "Fetch" >> FetchEntries(feeds)
-    extracted = fetched["raw"] | "Extract" >> Extract(cfg.extract)
 
     hourly = beam_window.FixedWindows(WRITE_WINDOW_S)
-    articles = extracted["articles"] | "Hourly" >> beam.WindowInto(hourly)
-    rejects = [
-        polled["rejects"] | "HourlyFeedRejects" >> beam.WindowInto(hourly),
-        (fetched["rejects"], extracted["rejects"])
-        | "PollRejects" >> beam.Flatten()
-        | "HourlyRejects" >> beam.WindowInto(hourly),
-    ]
+    raw = fetched["raw"] | "Hourly" >> beam.WindowInto(hourly)
+    feed_rejects = polled["rejects"] | "HourlyFeedRejects" >> beam.WindowInto(hourly)
+    fetch_rejects = fetched["rejects"] | "HourlyFetchRejects" >> beam.WindowInto(hourly)
     records_read = (
-        (
-            polled["rejects"] | "HourlyFeedRejectsForCount" >> beam.WindowInto(hourly),
-            (fetched["raw"], fetched["rejects"])
-            | "Fetched" >> beam.Flatten()
-            | "HourlyFetched" >> beam.WindowInto(hourly),
-        )
+        (feed_rejects, fetch_rejects, raw)
         | "AllRead" >> beam.Flatten()
         | "CountRead" >> beam.combiners.Count.Globally().without_defaults()
     )
-    datasets: dict[str, list] = {}
-    for key, stage_cls, stage_cfg in _pluggable_stages(cfg.stages):
-        out = articles | stage_cls.__name__ >> stage_cls(stage_cfg)
-        articles = out["articles"]
-        rejects.append(out["rejects"])
-        for name, pcoll in sorted(out.items()):
-            if name not in ("articles", "rejects"):
-                datasets.setdefault(name, []).append(pcoll)
-        _LOG.info("streaming: %s stage joined the chain", key)
-    outputs = {"articles": articles, "rejects": rejects | "AllRejects" >> beam.Flatten()}
-    for name, pcolls in sorted(datasets.items()):
-        outputs[name] = pcolls[0] if len(pcolls) == 1 else pcolls | f"All{name.title()}" >> beam.Flatten()
-    write_cfg = StreamWriteConfig(output=cfg.output, shards=getattr(cfg.write, "shards", 1))
-    return outputs | "Write" >> WriteWindowed(write_cfg, counts={"records_read": records_read})
+    chain = raw | "Chain" >> ArticleChain(cfg)
+    outputs = {
+        "articles": chain["articles"],
+        "duplicates": chain["duplicates"],
+        "signatures": chain["signatures"],
+        "rejects": (feed_rejects, fetch_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten(),
+    }
+    publish = PublishPerWindow(cfg.output, shards=cfg.write.shards)
+    return outputs | "Write" >> WriteDatasets(publish, counts={"records_read": records_read})

@@ -4,19 +4,17 @@ import collections
 import datetime as dt
 import json
 import pathlib
-import sys
 
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
+from conftest import read_dataset, run_ingest
+from feed_server import FeedServer
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "data" / "feeds"))
-from conftest import read_dataset, run_ingest  # noqa: E402
-from feed_server import FeedServer  # noqa: E402
-
-from transforms.extract import Extract, ExtractConfig  # noqa: E402
-from transforms.feeds import FeedConfig, ReadFeeds, read_feed_list  # noqa: E402
-from transforms.write import WriteConfig, WriteDatasets, manifest_path  # noqa: E402
+from transforms.extract import Extract, ExtractConfig
+from transforms.feeds import FeedConfig, ReadFeeds, read_feed_list
+from transforms.fetch import FetchConfig
+from transforms.write import WriteConfig, WriteDatasets, manifest_path
 
 RUNNER = "pipelines.runners.OfflineDirectRunner"
 RUN = "2026-11-23"
@@ -110,11 +108,9 @@ def test_feeds_graph_read_extract_write(tmp_path):
     with FeedServer(slow_s=2.5) as server:
         feeds = FeedConfig(
             feeds=tuple(read_feed_list(str(_feeds_txt(tmp_path, server.base)))),
-            allow_private_hosts=True,
-            connect_timeout_s=1.0,
-            read_timeout_s=1.0,
-            total_timeout_s=3.0,
-            backoff_s=0.05,
+            fetch=FetchConfig(
+                allow_private_hosts=True, connect_timeout_s=1.0, read_timeout_s=1.0, total_timeout_s=3.0, backoff_s=0.05
+            ),
         )
         run_date = dt.date.fromisoformat(RUN)
         write = WriteConfig(output=str(out), run_date=run_date, ingested_at=dt.datetime.now(dt.timezone.utc))

@@ -213,7 +213,7 @@ def test_failed_runs_leave_no_temp_folders(tmp_path, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom in the middle of the graph")
 
-    monkeypatch.setattr("pipelines.ingest.Dedup", broken)
+    monkeypatch.setattr("pipelines.ingest.ArticleChain", broken)
     assert _ingest(tmp_path / "a.txt", tmp_path / "out2") == 1
     assert list(tmp.iterdir()) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import html.parser
 import io
 import json
 import random
@@ -291,6 +292,53 @@ def test_html_is_self_contained_escaped_and_deterministic(tmp_path):
     for key, *_ in rp.CHARTS:
         assert f'id="chart-{key}"' in page
     assert page.count("<svg") == len(rp.CHARTS)
+
+
+class _Text(html.parser.HTMLParser):
+    """The page as a browser parses it: the elements it opens and the text of each cell, list item and heading."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: set[str] = set()
+        self.texts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.update(name for name, _ in attrs)
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+HOSTILE = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "' onmouseover='alert(1)", "</td></tr>&amp;")
+
+
+def test_hostile_strings_in_the_data_are_escaped(tmp_path):
+    synthetic_run(tmp_path, RUN, n=60, datasets=("articles", "entities", "rejects"))
+    report = rp.build_report(
+        str(tmp_path), RUN, options={"input": list(HOSTILE)}, metrics={h: 1 for h in HOSTILE}, warnings=HOSTILE
+    )
+    # Every field that reaches the page from crawled data or from the command line gets a hostile value.
+    report["articles_per_source"] = [{"source": h, "articles": 1} for h in HOSTILE]
+    report["removed_by_rule"] = [{"rule_id": h, "lines": 1, "articles": 1} for h in HOSTILE]
+    report["top_entities"] = {h: [{"entity": h, "articles": 2, "mentions": 3}] for h in HOSTILE}
+    report["sample_rejects"] = [{"input_ref": h, "stage": "read", "reason": h, "detail": h} for h in HOSTILE]
+    report["counts"]["rejected_by_stage"] = {"read": {h: 1 for h in HOSTILE}}
+    report["counts"]["rejected_by_reason"] = {h: 1 for h in HOSTILE}
+    report["files_with_rejects"] = [
+        {"path": h, "expected": 2, "records": 1, "rejects": 1, "bytes": 9, "gzip_members": 0} for h in HOSTILE
+    ]
+    page = rp.render_html(report)
+    assert "<script" not in page.lower() and "<img" not in page.lower() and "onerror=alert(1)>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    parsed = _Text()
+    parsed.feed(page)
+    assert not {"script", "img"} & set(parsed.tags)  # the SVG charts (matplotlib escapes their text) too
+    # Shown as the same text, once per place it appears: the sources, rules, entities, samples, files, warnings...
+    for h in HOSTILE:
+        assert parsed.texts.count(h) >= 8, (h, parsed.texts.count(h))
+    assert not [a for a in parsed.attrs if a.startswith("on")]  # no attribute was closed and a handler added
 
 
 # ---------------------------------------------------------------- news-ingest report (main)

@@ -168,6 +168,12 @@ def test_report_html_in_headless_chromium(browser, make_output, tmp_path):
     if report["articles_per_source"]:
         first = browser.find_element("css selector", "#top-sources tbody tr td").text
         assert first == report["articles_per_source"][0]["source"]
+        # Source names come from the data (one is "evil<script>...</script>.test"): shown as text, never markup.
+        shown = browser.execute_script(
+            "return [...document.querySelectorAll('#top-sources tbody tr td:first-child')].map(td => td.textContent)"
+        )
+        assert shown == [r["source"] for r in report["articles_per_source"][: len(shown)]]
+    assert browser.execute_script("return document.querySelectorAll('script, img, iframe').length") == 0
 
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, min(max(height, 900), 8000))

@@ -3,7 +3,6 @@
 import datetime as dt
 import json
 import pathlib
-import sys
 import time
 
 import apache_beam as beam
@@ -11,19 +10,17 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from conftest import read_dataset
+from feed_server import FeedServer
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "data" / "feeds"))
-from conftest import read_dataset  # noqa: E402
-from feed_server import FeedServer  # noqa: E402
-
-from pipelines.options import RunConfig  # noqa: E402
-from pipelines.streaming import PollTicks, build_streaming, skip_seen  # noqa: E402
-from schemas.elements import Reject  # noqa: E402
-from transforms.extract import ExtractConfig  # noqa: E402
-from transforms.feeds import FeedConfig, FeedEntry  # noqa: E402
-from transforms.read import ReadConfig  # noqa: E402
-from transforms.stream_write import window_file_name, window_tag  # noqa: E402
-from transforms.write import WriteConfig  # noqa: E402
+from pipelines.options import RunConfig
+from pipelines.streaming import PollTicks, build_streaming, skip_seen
+from schemas.elements import Reject
+from transforms.extract import ExtractConfig
+from transforms.feeds import FeedConfig, FeedEntry
+from transforms.fetch import FetchConfig
+from transforms.read import ReadConfig
+from transforms.write import WriteConfig, window_file_name, window_tag
 
 RUNNER = "pipelines.runners.OfflineDirectRunner"
 UTC = dt.timezone.utc
@@ -97,7 +94,7 @@ def _run_config(out: pathlib.Path, feeds: FeedConfig) -> RunConfig:
         read=ReadConfig(),
         extract=ExtractConfig(),
         write=WriteConfig(output=str(out), run_date=now.date(), ingested_at=now),
-        stages={"feeds": feeds},
+        feeds=feeds,
     )
 
 
@@ -107,10 +104,7 @@ def test_streaming_ingests_each_new_entry_exactly_once(tmp_path):
     with FeedServer(stream_start=2, stream_step=2) as server:
         feeds = FeedConfig(
             feeds=((f"{server.base}/stream.xml", "Stream Times"), (f"{server.base}/feeds/missing.xml", None)),
-            allow_private_hosts=True,
-            connect_timeout_s=2.0,
-            read_timeout_s=2.0,
-            total_timeout_s=6.0,
+            fetch=FetchConfig(allow_private_hosts=True, connect_timeout_s=2.0, read_timeout_s=2.0, total_timeout_s=6.0),
             poll_interval_s=1.5,
             stop_after_polls=polls,
         )

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import functools
-import importlib.util
 import pathlib
-import sys
 
 import apache_beam as beam
 import pytest
@@ -16,7 +13,6 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.elements import Article, Removed
-from transforms import clean
 from transforms.clean import (
     LEARNED_RULE,
     Clean,
@@ -31,22 +27,16 @@ from transforms.clean import (
     parse_dateline,
     split_lines,
 )
+from transforms.clean.labelled import load_labelled, load_set, score
+from transforms.clean.text import line_core
+from transforms.clean.transform import _DistinctUpTo
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 UTC = dt.timezone.utc
+LABELLED = ROOT / "tests" / "data" / "clean"
 RUNNER = "pipelines.runners.OfflineDirectRunner"
 LEAD = "NATO defence ministers met in Brussels on Thursday to discuss air defence and ammunition supplies."
 TAIL = "The next meeting of the alliance's defence ministers is planned for June in The Hague."
-
-
-@functools.lru_cache(maxsize=1)
-def _bench():
-    """bench/clean_quality.py, which owns the labelled-set format and its scoring."""
-    spec = importlib.util.spec_from_file_location("clean_quality", ROOT / "bench" / "clean_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is being built
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -654,27 +644,24 @@ def test_clean_article_with_nothing_left(rules):
 
 
 def test_labelled_seeds_reconstruct_the_seed_files():
-    bench = _bench()
     for seed in sorted((ROOT / "seeds").glob("*.txt")):
-        doc = bench.load_labelled(ROOT / "tests" / "data" / "clean" / f"seed_{seed.name}")
+        doc = load_labelled(LABELLED / f"seed_{seed.name}")
         assert doc.text == seed.read_text(encoding="utf-8")
 
 
 def test_labelled_set_meets_the_quality_bar(rules):
-    bench = _bench()
-    docs = bench.load_set()
+    docs = load_set(LABELLED)
     assert len([d for d in docs if not d.name.startswith("seed_")]) >= 30
-    score = bench.score(docs, rules)
-    assert score.recall >= 0.99, score.errors
-    assert score.precision >= 0.995, score.errors
-    assert score.spans_ok == score.spans, score.errors
-    for field, (ok, total) in score.checks.items():
-        assert ok == total, (field, score.errors)
+    s = score(docs, rules)
+    assert s.recall >= 0.99, s.errors
+    assert s.precision >= 0.995, s.errors
+    assert s.spans_ok == s.spans, s.errors
+    for field, (ok, total) in s.checks.items():
+        assert ok == total, (field, s.errors)
 
 
 def test_fast_matcher_agrees_with_rule_by_rule_matching(rules):
-    bench = _bench()
-    lines = [clean._core(x) for d in bench.load_set() for x in split_lines(d.text) if x]
+    lines = [line_core(x) for d in load_set(LABELLED) for x in split_lines(d.text) if x]
     lines += [x.upper() for x in lines] + [x.lower() for x in lines]
     for kind in ("whole", "line", "menu"):
         matcher = rules._matchers[kind]
@@ -754,7 +741,7 @@ def test_config_errors(argv, message):
 
 
 def test_distinct_count_is_capped_and_order_free():
-    fn = clean._DistinctUpTo(3)
+    fn = _DistinctUpTo(3)
     a = fn.add_input(fn.add_input(fn.create_accumulator(), "x"), "x")
     b = fn.add_input(fn.add_input(fn.create_accumulator(), "y"), "z")
     c = fn.add_input(fn.create_accumulator(), "w")

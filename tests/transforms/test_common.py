@@ -5,7 +5,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.common import REJECTS, Batch, TaggedParDo, reject, run_guarded
+from transforms.common import REJECTS, reject, run_guarded
+from transforms.portable import Batch, TaggedParDo, split_tagged
 
 RUNNER = "pipelines.runners.OfflineDirectRunner"
 
@@ -88,10 +89,37 @@ def test_run_guarded_turns_tagged_and_unexpected_failures_into_rejects():
 def test_batch_keeps_every_element_once_in_bounded_deterministic_lists(n, size, shards):
     with TestPipeline(runner=RUNNER) as p:
         batches = p | beam.Create(list(range(n))) | Batch(size, shards=shards, key=str)
-        assert_that(batches | "Sizes" >> beam.Map(len), lambda sizes: all(0 < s <= size for s in sizes), "Bounded")
+        # Matchers must raise: Beam ignores a matcher's return value, so a lambda returning False would pass.
+        assert_that(batches | "Sizes" >> beam.Map(len), _each(lambda s: 0 < s <= size), "Bounded")
         assert_that(batches | beam.FlatMap(lambda b: b), equal_to(list(range(n))), label="EachOnce")
-        assert_that(
-            batches | "Sorted" >> beam.Map(lambda b: b == sorted(b, key=str)),
-            lambda flags: all(flags),
-            label="Ordered",
-        )
+        assert_that(batches | "Sorted" >> beam.Map(lambda b: b == sorted(b, key=str)), _each(bool), label="Ordered")
+
+
+def _each(predicate):
+    def check(values):
+        bad = [v for v in values if not predicate(v)]
+        assert not bad, f"values failing the check: {bad[:5]}"
+
+    return check
+
+
+def test_a_failing_matcher_fails_the_pipeline():
+    # The guard above is only worth something if a raising matcher really fails a pipeline.
+    with pytest.raises(Exception, match="values failing the check"):
+        with TestPipeline(runner=RUNNER) as p:
+            assert_that(p | beam.Create([1, 5]), _each(lambda v: v < 3))
+
+
+class _StatefulLike(beam.DoFn):
+    """Yields (tag, value) pairs itself, as a DoFn that Beam must call directly does."""
+
+    def process(self, x, timestamp=beam.DoFn.TimestampParam):
+        yield ("odd" if x % 2 else "main"), x
+
+
+def test_split_tagged_routes_pairs_of_a_dofn_beam_calls_itself():
+    with TestPipeline(runner=RUNNER) as p:
+        pairs = p | beam.Create([1, 2, 3, 4]) | beam.ParDo(_StatefulLike())
+        out = split_tagged(pairs, {"main": "main", "odd": "odd"})
+        assert_that(out["main"], equal_to([2, 4]), label="Main")
+        assert_that(out["odd"], equal_to([1, 3]), label="Odd")

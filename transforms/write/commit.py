@@ -1,23 +1,17 @@
-"""Write stage: Hive-partitioned Parquet datasets, staged per run and committed atomically at the end."""
+"""Publishing a batch run: staging, the one commit step, manifests, and the refusal of empty runs."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable
 
-import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from schemas import datasets as ds
-from schemas.elements import stable_hash
-from transforms.common import count
+from transforms.write.rows import ensure_dir, window_tag
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MANIFESTS = "_manifests"
 KNOWN_DATASETS = tuple(ds.DATASETS)
 STAGING = "_staging"
@@ -53,84 +47,6 @@ def refusal_path(output: str, run_date: dt.date) -> str:
     return FileSystems.join(output, MANIFESTS, f"run_date={run_date.isoformat()}.refused.json")
 
 
-def partition_dir(dataset: str, partition: dt.date) -> str:
-    """`dataset/key=YYYY-MM-DD`, validated so that no input value can point outside the output folder."""
-    spec = ds.DATASETS[dataset]
-    value = partition.isoformat()
-    if not _DATE.match(value):
-        raise ValueError(f"invalid partition value {value!r}")
-    return f"{spec.name}/{spec.partition_key}={value}"
-
-
-def file_name(run_date: dt.date, shard: int) -> str:
-    """Files are named by run, so a rerun can find and replace exactly its own."""
-    return f"part-{run_date.isoformat()}-{shard:05d}.parquet"
-
-
-def to_table(dataset: str, rows: list[dict]) -> pa.Table:
-    """Rows -> a table of the dataset's schema, sorted so that output bytes are reproducible."""
-    spec = ds.DATASETS[dataset]
-    rows = sorted(rows, key=lambda r: tuple(str(r.get(k) or "") for k in spec.sort_key))
-    return pa.Table.from_pylist(rows, schema=spec.schema)
-
-
-def write_table(path: str, table: pa.Table) -> None:
-    """Write one Parquet file through Beam's FileSystems, so gs:// and s3:// work too."""
-    with FileSystems.create(path) as f:
-        pq.write_table(table, f, compression="zstd")
-
-
-def _rows(name: str, cfg: WriteConfig):
-    run_date, at = cfg.run_date, cfg.ingested_at
-    if name == "articles":
-        return lambda a: [ds.article_row(a, run_date, at)]
-    if name == "entities":
-        return lambda a: list(ds.entity_rows(a, run_date))
-    if name == "duplicates":
-        return lambda d: [ds.duplicate_row(d, run_date, at)]
-    if name == "rejects":
-        return lambda r: [ds.reject_row(r, run_date)]
-    if name == "signatures":
-        return lambda s: [ds.signature_row(s, run_date)]
-    raise ValueError(f"unknown dataset {name!r}")
-
-
-class _KeyRowsFn(beam.DoFn):
-    def __init__(self, dataset: str, cfg: WriteConfig):
-        self._dataset, self._cfg = dataset, cfg
-
-    def setup(self):
-        self._to_rows = _rows(self._dataset, self._cfg)
-        self._sort_key = ds.DATASETS[self._dataset].sort_key
-
-    def process(self, element):
-        for partition, row in self._to_rows(element):
-            shard = int(stable_hash(str(row.get(self._sort_key[0])), 8), 16) % self._cfg.shards
-            yield (self._dataset, partition.isoformat(), shard), row
-
-
-class _WriteShardFn(beam.DoFn):
-    def __init__(self, cfg: WriteConfig):
-        self._cfg = cfg
-
-    def process(self, keyed):
-        (dataset, partition, shard), rows = keyed
-        table = to_table(dataset, list(rows))
-        rel = f"{partition_dir(dataset, dt.date.fromisoformat(partition))}/{file_name(self._cfg.run_date, shard)}"
-        write_table(FileSystems.join(staging_dir(self._cfg.output, self._cfg.run_date), rel), table)
-        count(f"rows_written.{dataset}", table.num_rows)
-        yield {"kind": "file", "dataset": dataset, "rel": rel, "rows": table.num_rows}
-
-
-def _ensure_dir(path: str) -> None:
-    # Local renames need the folder; object stores have no folders and ignore this.
-    if not FileSystems.exists(path):
-        try:
-            FileSystems.mkdirs(path)
-        except OSError:
-            pass  # created concurrently, or not a concept on this filesystem
-
-
 def delete_tree(path: str) -> None:
     """Delete a folder and all below it; on gs:// and s3:// a folder is only a key prefix, so match its files."""
     files = _match(FileSystems.join(path, "**"))
@@ -159,7 +75,7 @@ def commit(cfg: WriteConfig, datasets: Iterable[str], entries: Iterable[dict]) -
     srcs = [FileSystems.join(stage, e["rel"]) for e in files]
     dsts = [FileSystems.join(cfg.output, e["rel"]) for e in files]
     for parent in sorted({d.rsplit("/", 1)[0] for d in dsts}):
-        _ensure_dir(parent)
+        ensure_dir(parent)
     previous = committed_files(cfg, datasets)
     if not files and previous and counts.get("records_read", 0) == 0 and not cfg.allow_empty:
         # A glob that matched nothing, an unmounted folder, a feed that answered empty: never a reason to wipe a day.
@@ -201,7 +117,7 @@ def committed_files(cfg: WriteConfig, datasets: Iterable[str]) -> list[str]:
 def write_json(path: str, value: dict) -> None:
     """Write JSON via a temporary name and a rename, so readers never see half a file."""
     tmp = path + ".tmp"
-    _ensure_dir(path.rsplit("/", 1)[0])
+    ensure_dir(path.rsplit("/", 1)[0])
     with FileSystems.create(tmp) as f:
         f.write(json.dumps(value, indent=2, sort_keys=True, default=str).encode("utf-8"))
     FileSystems.rename([tmp], [path])
@@ -232,49 +148,7 @@ def read_manifest(output: str, run_date: dt.date) -> dict | None:
         return json.loads(f.read().decode("utf-8"))
 
 
-class _CommitFn(beam.DoFn):
-    def __init__(self, cfg: WriteConfig, datasets: tuple[str, ...]):
-        self._cfg, self._datasets = cfg, datasets
-
-    def process(self, keyed):
-        _, entries = keyed
-        yield commit(self._cfg, self._datasets, [e for e in entries if e["kind"] != "start"])
-
-
-class WriteDatasets(beam.PTransform):
-    """{dataset name: PCollection} plus named counts -> committed Parquet datasets and a run manifest.
-
-    Articles also feed the entities dataset. The output is one element, the manifest, after commit.
-    """
-
-    def __init__(self, cfg: WriteConfig, counts: dict | None = None):
-        super().__init__()
-        self._cfg = cfg
-        self._counts = counts or {}
-
-    def expand(self, pcolls: dict):
-        inputs = dict(pcolls)
-        if "articles" in inputs:
-            inputs["entities"] = inputs["articles"]
-        names = tuple(sorted(inputs))
-        staged = []
-        for name in names:
-            staged.append(
-                inputs[name]
-                | f"Key{name.title()}" >> beam.ParDo(_KeyRowsFn(name, self._cfg))
-                | f"Group{name.title()}" >> beam.GroupByKey()
-                | f"Write{name.title()}" >> beam.ParDo(_WriteShardFn(self._cfg))
-            )
-        for name, pcoll in sorted(self._counts.items()):
-            staged.append(
-                pcoll | f"Count{name.title()}" >> beam.Map(lambda v, n=name: {"kind": "count", "name": n, "value": v})
-            )
-        # A start marker guarantees the commit runs (and clears stale files) even when nothing was written.
-        staged.append(pcolls[next(iter(pcolls))].pipeline | "Start" >> beam.Create([{"kind": "start"}]))
-        return (
-            staged
-            | "AllStaged" >> beam.Flatten()
-            | "OneCommit" >> beam.Map(lambda e: ("commit", e))
-            | "WaitForAll" >> beam.GroupByKey()
-            | "Commit" >> beam.ParDo(_CommitFn(self._cfg, names))
-        )
+def window_manifest_path(output: str, start: dt.datetime, pane: int = 0) -> str:
+    """Per-window manifest of a streaming run: files written and counts of that window (and pane)."""
+    suffix = f"-p{pane}" if pane else ""
+    return FileSystems.join(output, MANIFESTS, f"window={window_tag(start)}{suffix}.json")

@@ -1,0 +1,146 @@
+"""Dedup-stage settings: `DedupConfig`, its command-line flags and their parsing."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+
+MAX_LOOKBACK_DAYS = 3650  # ten years: see DedupConfig
+MAX_SHARDS = 256  # a node's shard is the top 8 bits of its uid (see keys.py)
+
+# Defaults, chosen by measurement (bench/dedup_quality.py on tests/data/neardup, bench/dedup_speed.py):
+# - Word 3-shingles. Syndicated copies differ by scattered edits, and every changed word destroys k shingles:
+#   5% of words changed keeps ~86% of 3-shingles but only ~77% of 5-shingles. On the labelled set, k=3 keeps
+#   every copy above 0.44 while topic-sharing different stories stay below 0.06; k=4/5 only lower the copies.
+# - The lead weighs 3x: the first 150 shingles are added twice more, salted. A follow-up story that reuses
+#   background paragraphs (up to 80% of its text) has a *new* lead, a copy keeps the original's lead. With plain
+#   Jaccard the two overlap (follow-ups reach 0.45, edited copies go down to 0.38); with the weighted lead,
+#   follow-ups stay <= 0.29 and copies >= 0.44, so pairwise F1 is 1.0 for any threshold in [0.30, 0.45].
+# - Threshold 0.38: inside that window, 3 standard errors (0.03) of the 256-bin estimate above the closest
+#   follow-up (0.285) and 2.5 below the closest copy of an original (0.456). Heavier copies tried by hand (a
+#   100-word footer added, two paragraphs cut, 8% of words changed) stay >= 0.48.
+# - 256 one-permutation-hashing bins of 16 bits (estimate SE ~0.03 at J=0.4) and 85 bands of 3 rows: the LSH
+#   S-curve (1/b)^(1/r) ~ 0.23 sits under the threshold, P(candidate) = 0.99 at J=0.38 and 0.9995 at 0.44, and
+#   unrelated pairs (J ~ 0.02) collide with probability 7e-4.
+# - Past a few hundred members a bucket is a template or boilerplate, not a story: pairs are compared in
+#   sub-buckets of `max_bucket_size`, so the cost stays linear.
+
+
+@dataclasses.dataclass(frozen=True)
+class DedupConfig:
+    """Dedup-stage settings; `output` and `run_date` locate the signatures of previous runs."""
+
+    output: str = ""
+    run_date: dt.date | None = None
+    threshold: float = 0.38
+    shingle_size: int = 3
+    num_perm: int = 256
+    bands: int = 85
+    lookback_days: int = 7
+    max_bucket_size: int = 200
+    lead_words: int = 150  # the first shingles that weigh `lead_weight` times (see the defaults' note)
+    lead_weight: int = 3
+    shards: int = 32  # key ranges for the batched shuffles; raise for very large days
+    batch_size: int = 512  # articles hashed together by NumPy
+    cc_rounds: int = 8  # large-star/small-star rounds; 8 settle chains of ~1000 articles
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"--dedup-threshold must be in (0, 1], got {self.threshold}")
+        if not 1 <= self.shingle_size <= 8:
+            raise ValueError(f"--shingle-size must be between 1 and 8, got {self.shingle_size}")
+        if not 16 <= self.num_perm <= 4096:
+            raise ValueError(f"--num-perm must be between 16 and 4096, got {self.num_perm}")
+        if not 1 <= self.bands <= self.num_perm:
+            raise ValueError(f"--lsh-bands must be between 1 and --num-perm ({self.num_perm}), got {self.bands}")
+        # Every lookback day is one listing of OUT/signatures and its signatures are held in memory as a side
+        # input; news repeats within weeks, so a longer window than ten years is a typo (and ~10**6 days is past
+        # the range of dates altogether).
+        if not 0 <= self.lookback_days <= MAX_LOOKBACK_DAYS:
+            raise ValueError(
+                f"--dedup-lookback-days must be between 0 and {MAX_LOOKBACK_DAYS}, got {self.lookback_days}"
+            )
+        if self.max_bucket_size < 2:
+            raise ValueError(f"--max-bucket-size must be at least 2, got {self.max_bucket_size}")
+        if not 1 <= self.shards <= MAX_SHARDS or self.lead_weight < 1 or self.lead_words < 0 or self.cc_rounds < 1:
+            raise ValueError("dedup: shards must be 1..256, lead weight and rounds at least 1")
+
+    @property
+    def graph_shards(self) -> int:
+        """Key ranges of the connected-components steps: edges are few, so fewer and larger batches."""
+        return max(1, self.shards // 4)
+
+    @property
+    def rows(self) -> int:
+        """Signature rows per LSH band (num_perm // bands; leftover bins only serve verification)."""
+        return self.num_perm // self.bands
+
+
+_D = DedupConfig()  # the flags' defaults are the dataclass's, so each is written once
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The dedup stage's command-line flags."""
+    g = parser.add_argument_group("deduplication")
+    g.add_argument(
+        "--dedup-threshold",
+        dest="dedup_threshold",
+        type=float,
+        default=_D.threshold,
+        help="Estimated similarity (lead-weighted Jaccard of word shingles, 0-1) at or above which two articles "
+        f"are the same story (default {_D.threshold}; chosen on labelled copies vs follow-up stories).",
+    )
+    g.add_argument(
+        "--shingle-size",
+        dest="shingle_size",
+        type=int,
+        default=_D.shingle_size,
+        help=f"Words per shingle (default {_D.shingle_size}; larger is stricter about scattered edits).",
+    )
+    g.add_argument(
+        "--num-perm",
+        dest="num_perm",
+        type=int,
+        default=_D.num_perm,
+        help=f"MinHash signature length (default {_D.num_perm}); must match the stored signatures for cross-day dedup.",
+    )
+    g.add_argument(
+        "--lsh-bands",
+        dest="lsh_bands",
+        type=int,
+        default=_D.bands,
+        help=f"LSH bands (default {_D.bands}, i.e. {_D.rows} rows each); more "
+        "bands find lower similarities at the cost of more candidate pairs.",
+    )
+    g.add_argument(
+        "--dedup-lookback-days",
+        dest="dedup_lookback_days",
+        type=int,
+        default=_D.lookback_days,
+        help="Match new articles against the signatures stored by runs of this many previous days in the same "
+        f"--output (default {_D.lookback_days}; 0 disables cross-day dedup).",
+    )
+    g.add_argument(
+        "--max-bucket-size",
+        dest="max_bucket_size",
+        type=int,
+        default=_D.max_bucket_size,
+        help=f"LSH buckets larger than this are compared in sub-buckets of this size (default {_D.max_bucket_size}); "
+        "capped buckets are counted in the run summary.",
+    )
+
+
+def config_from_options(opts, *, run_date: dt.date, output: str, now: dt.datetime) -> DedupConfig:
+    """Validated DedupConfig from parsed options (ValueError with a one-line message when invalid)."""
+    del now  # dedup does not depend on the wall clock
+    return DedupConfig(
+        output=output,
+        run_date=run_date,
+        threshold=float(opts.dedup_threshold),
+        shingle_size=int(opts.shingle_size),
+        num_perm=int(opts.num_perm),
+        bands=int(opts.lsh_bands),
+        lookback_days=int(opts.dedup_lookback_days),
+        max_bucket_size=int(opts.max_bucket_size),
+    )

@@ -1,0 +1,376 @@
+"""The Dedup PTransform: thin DoFns that route, batch and count, joined by CoGroupByKey over typed messages."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+
+from schemas.elements import Article
+from transforms.common import REJECTS, TaggedParDo, count, reject, run_guarded
+from transforms.dedup import messages as m
+from transforms.dedup.components import bucket_pairs, star_roots, star_step
+from transforms.dedup.config import DedupConfig
+from transforms.dedup.history import history_dates, read_history
+from transforms.dedup.keys import (
+    HIST_BIT,
+    by_shard,
+    canonical_choices,
+    collapse_exact,
+    key_uid,
+    make_uid,
+    node_key,
+    shards_of,
+    uid_shard,
+)
+from transforms.dedup.minhash import (
+    band_keys,
+    content_hash_of,
+    estimate_similarity,
+    normalize_text,
+    signatures_in_batches,
+)
+from transforms.dedup.records import assign, seal
+
+STAGE = "dedup"
+
+
+def _keyed(message: type) -> Any:
+    """The element type of a shard-keyed PCollection: Beam infers it badly from DoFns yielding TaggedOutput."""
+    return tuple[int, message]
+
+
+@beam.typehints.with_output_types(tuple[int, tuple])
+class _PrepareFn(beam.DoFn):
+    """Per article: normalised text, node id and canonical-order key, keyed by the article's shard (exact copies
+    share one); empty texts are rejected. Signing waits for the shard's group: a DoFn must not buffer across
+    elements, as Beam 2.77's DaskRunner drops what finish_bundle emits."""
+
+    def __init__(self, cfg: DedupConfig):
+        self._cfg = cfg
+
+    def process(self, article: Article):
+        norm = normalize_text(article.text or "")
+        if not norm:
+            yield reject(article.input_ref, STAGE, "empty_text", "no text left to compare", article.text)
+            return
+        chash = content_hash_of(norm)
+        aid = article.article_id
+        uid = make_uid(aid, article.input_ref, chash, self._cfg.shards)
+        key = node_key(uid, aid, chash, article.published_at, len(article.text), False)
+        yield uid_shard(uid), m.wire(m.Doc(uid, key, norm))
+        # The article itself waits for its decision in the last join: each text crosses one shuffle only.
+        yield beam.pvalue.TaggedOutput("articles", (uid_shard(uid), m.wire(m.Pending(key, seal(article)))))
+
+
+def _ticks(_, shards: int) -> list[tuple[int, None]]:
+    return [(shard, None) for shard in range(shards)]
+
+
+class _CollapseFn(beam.DoFn):
+    """Per shard: signs this run's articles, then exact copies join their best-ranked twin and the rest become the
+    shard's node table and LSH keys."""
+
+    def __init__(self, cfg: DedupConfig):
+        self._cfg = cfg
+
+    def process(self, keyed, history):
+        shard, grouped = keyed
+        try:
+            batches = list(history[shard])  # a lazy multimap on the FnApi runners, a dict elsewhere
+        except KeyError:
+            batches = []
+        docs = [m.Doc.of(d) for d in grouped["docs"]]
+        if docs:
+            count("dedup.articles_in", len(docs))
+            uids = np.array([d.uid for d in docs], dtype=np.uint64)
+            new = m.Nodes(uids, [d.key for d in docs], signatures_in_batches([d.text for d in docs], self._cfg))
+            yield beam.pvalue.TaggedOutput("sigs", (shard, m.Sigs(new.uids, new.sigs)))
+            batches.append(new)
+        nodes = m.Nodes.concat(batches, self._cfg.num_perm)
+        reps, exact = collapse_exact(nodes.keys)
+        if exact:
+            count("dedup.exact_pairs", len(exact))
+            dup, rep = (np.array([key_uid(k) for k in col], dtype=np.uint64) for col in zip(*exact, strict=True))
+            yield beam.pvalue.TaggedOutput("edges", m.Edges(dup, rep))
+        yield beam.pvalue.TaggedOutput("keys", (shard, m.NodeKeys(nodes.uids, nodes.keys)))
+        table = nodes.take(reps)
+        yield shard, table
+        if not reps:
+            return
+        keys = band_keys(table.sigs, self._cfg.bands).ravel()
+        uids = np.repeat(table.uids, self._cfg.bands)
+        for band_shard, sel in by_shard((keys % np.uint64(self._cfg.shards)).astype(np.int64)):
+            yield beam.pvalue.TaggedOutput("bands", (band_shard, m.BandMembers(keys[sel], uids[sel])))
+
+
+class _CandidatesFn(beam.DoFn):
+    """Per band shard: members sharing a band key -> candidate pairs, routed to the first member's shard."""
+
+    def __init__(self, cfg: DedupConfig):
+        self._cfg = cfg
+
+    def process(self, keyed: tuple[int, Iterable[m.BandMembers]]):
+        bands = list(keyed[1])
+        keys = np.concatenate([b.keys for b in bands])
+        uids = np.concatenate([b.uids for b in bands])
+        a, b, capped, skipped = bucket_pairs(keys, uids, self._cfg.max_bucket_size)
+        if capped:
+            count("dedup.buckets_capped", capped)
+            count("dedup.pairs_skipped", skipped)
+        hist = np.uint64(HIST_BIT)
+        keep = ((a & hist) == 0) | ((b & hist) == 0)  # two stored articles need not be compared again
+        a, b = a[keep], b[keep]
+        for shard, sel in by_shard(shards_of(a)):
+            yield shard, m.Pairs(a[sel], b[sel])
+
+
+def _table(tables: list[m.Nodes]) -> tuple[m.Nodes, dict[int, int]]:
+    """One shard's node table and the row of each uid in it."""
+    table = m.Nodes.concat(tables, tables[0].sigs.shape[1] if tables else 0)
+    return table, {u: i for i, u in enumerate(table.uids.tolist())}
+
+
+def _attach_first(keyed) -> Iterator[tuple[int, m.HalfPairs]]:
+    """Per shard: candidate pairs pick up their first member's signature and move to the second member's shard."""
+    grouped = keyed[1]
+    if not grouped["pairs"]:
+        return
+    table, index = _table(grouped["table"])
+    a = np.concatenate([p.a for p in grouped["pairs"]])
+    b = np.concatenate([p.b for p in grouped["pairs"]])
+    ab = np.unique(np.stack([a, b], axis=1), axis=0)  # a pair found in several band shards is checked once
+    rows = np.array([index[u] for u in ab[:, 0].tolist()], dtype=np.int64)
+    for shard, sel in by_shard(shards_of(ab[:, 1])):
+        yield shard, m.HalfPairs(ab[sel, 0], ab[sel, 1], table.sigs[rows[sel]])
+
+
+def _verify(keyed, threshold: float) -> Iterator[m.Edges]:
+    """Per shard: estimated similarity of each candidate pair; pairs at or above the threshold become edges."""
+    halves = keyed[1]["halves"]
+    if not halves:
+        return
+    table, index = _table(keyed[1]["table"])
+    a = np.concatenate([h.a for h in halves])
+    b = np.concatenate([h.b for h in halves])
+    rows = np.array([index[u] for u in b.tolist()], dtype=np.int64)
+    sims = estimate_similarity(np.concatenate([h.a_sigs for h in halves]), table.sigs[rows])
+    ok = sims >= threshold
+    count("dedup.pairs_compared", int(sims.size))
+    count("dedup.pairs_verified", int(ok.sum()))
+    if ok.any():
+        yield m.Edges(a[ok], b[ok])
+
+
+def _route(edges: m.Edges, shards: int) -> Iterator[tuple[int, m.Adjacent]]:
+    """Each undirected edge to both endpoints' graph shards, so that every node sees all of its neighbours."""
+    u, v = np.concatenate([edges.a, edges.b]), np.concatenate([edges.b, edges.a])
+    for shard, sel in by_shard(shards_of(u) % shards):
+        yield shard, m.Adjacent(u[sel], v[sel])
+
+
+def _adjacent(batches: Iterable[m.Adjacent]) -> tuple[np.ndarray, np.ndarray]:
+    batches = list(batches)
+    return np.concatenate([e.u for e in batches]), np.concatenate([e.v for e in batches])
+
+
+def _star_and_route(keyed, large: bool, shards: int) -> Iterator[tuple[int, m.Adjacent]]:
+    return _route(m.Edges(*star_step(*_adjacent(keyed[1]), large)), shards)
+
+
+def _components(keyed) -> Iterator[tuple[int, m.Members]]:
+    """Per graph shard of the star forest: each node's component (its root) goes to the node's own shard."""
+    nodes, roots, unconverged = star_roots(*_adjacent(keyed[1]))
+    if unconverged:
+        count("dedup.cc_unconverged", unconverged)
+    for shard, sel in by_shard(shards_of(nodes)):
+        yield shard, m.Members(nodes[sel], roots[sel])
+
+
+def _member_keys(keyed) -> Iterator[tuple[int, m.ComponentKeys]]:
+    """Per shard: each clustered node brings its canonical-order key to its component's shard."""
+    grouped = keyed[1]
+    if not grouped["members"]:
+        return
+    keys = {}
+    for batch in grouped["keys"]:
+        keys.update(zip(batch.uids.tolist(), batch.keys, strict=True))
+    nodes = np.concatenate([b.nodes for b in grouped["members"]])
+    comps = np.concatenate([b.roots for b in grouped["members"]])
+    for shard, sel in by_shard(shards_of(comps)):
+        yield shard, m.ComponentKeys(comps[sel], [keys[u] for u in nodes[sel].tolist()])
+
+
+def _canonical(keyed) -> Iterator[tuple[int, m.Wanted]]:
+    """Per shard of components: the canonical member (smallest key); the others ask it for its signature."""
+    members: dict[int, list] = collections.defaultdict(list)
+    for batch in keyed[1]:
+        for comp, key in zip(batch.comps.tolist(), batch.keys, strict=True):
+            members[comp].append(key)
+    dups, roots = canonical_choices(members.values())
+    for shard in sorted(dups.keys() | roots.keys()):
+        yield shard, m.Wanted(dups.get(shard, []), roots.get(shard, []))
+
+
+class _RootSigFn(beam.DoFn):
+    """Per canonical's shard: attach its signature to each duplicate's decision and send it to the duplicate."""
+
+    def process(self, keyed):
+        shard, grouped = keyed
+        if not grouped["wants"]:
+            return
+        table, index = _table(grouped["table"])
+        out: dict[int, list] = collections.defaultdict(list)
+        roots = []
+        for want in grouped["wants"]:
+            for uid, canonical in want.dups:
+                row = index.get(key_uid(canonical))
+                out[uid_shard(uid)].append((uid, canonical, None if row is None else table.sigs[row]))
+            roots.extend(want.roots)
+        for dup_shard, items in out.items():
+            yield dup_shard, m.Decisions(items)
+        if roots:
+            yield beam.pvalue.TaggedOutput("roots", (shard, m.RootCounts(roots)))
+
+
+class _AssignFn(beam.DoFn):
+    """Per shard: every article becomes a canonical Article (+ its Signature) or a Duplicate of its cluster root."""
+
+    def process(self, keyed):
+        grouped = keyed[1]
+        dups = {uid: (root, sig) for batch in grouped["dups"] for uid, root, sig in batch.items}
+        roots = dict(item for batch in grouped["roots"] for item in batch.items)
+        sig_of = {}
+        for batch in grouped["sigs"]:
+            sig_of.update(zip(batch.uids.tolist(), batch.sigs, strict=True))
+        counts = collections.Counter()
+        pending = [m.Pending.of(p) for p in grouped["articles"]]
+        for tag, record in assign(pending, sig_of, dups, roots, counts):
+            yield record if tag == "articles" else beam.pvalue.TaggedOutput(tag, record)
+        for name, n in counts.items():
+            count(f"dedup.{name}", n)
+
+
+class Dedup(beam.PTransform):
+    """Article -> {'articles': canonical Articles, 'duplicates': Duplicate, 'signatures': Signature,
+    'rejects': Reject}. Every input article ends in exactly one of articles, duplicates or rejects."""
+
+    def __init__(self, cfg: DedupConfig = DedupConfig()):
+        super().__init__()
+        self._cfg = cfg
+
+    def expand(self, articles):
+        docs, rejects, pending = run_guarded(
+            articles, "Prepare", STAGE, _PrepareFn(self._cfg), tags=(REJECTS, "articles")
+        )
+        collapsed = self._collapse(docs, self._history(articles.pipeline))
+        near = self._near_edges(collapsed["bands"], collapsed["tables"])
+        members = self._connected_components((collapsed["edges"], near) | "AllEdges" >> beam.Flatten())
+        decided = self._decide(members, collapsed["keys"], collapsed["tables"])
+        assigned = (
+            {"articles": pending, "sigs": collapsed["sigs"], "dups": decided["dups"], "roots": decided["roots"]}
+            | "GroupDocs" >> beam.CoGroupByKey()
+            | "Assign" >> TaggedParDo(_AssignFn(), "duplicates", "signatures", main="articles")
+        )
+        return {
+            "articles": assigned["articles"],
+            "duplicates": assigned["duplicates"],
+            "signatures": assigned["signatures"],
+            "rejects": rejects,
+        }
+
+    def _history(self, pipeline):
+        """Stored signatures per shard. They join as a side input, built from a file read (never from a shuffle):
+        visible from every window when the articles are windowed (streaming), and read per shard."""
+        return (
+            pipeline
+            | "HistoryDates" >> beam.Create(history_dates(self._cfg))
+            | "ReadHistory" >> beam.FlatMap(read_history, self._cfg, count).with_output_types(_keyed(m.Nodes))
+        )
+
+    def _collapse(self, docs, history) -> dict:
+        """Per shard: signatures, exact-copy edges, the node table, LSH band members and every node's key."""
+        # One tick per shard and window, so that every shard's stored signatures take part even where this run
+        # has no article of that shard. Made from the data, the ticks are in the data's windows.
+        ticks = (
+            docs
+            | "AnyArticle" >> beam.combiners.Count.Globally().without_defaults()
+            | "TickEveryShard" >> beam.FlatMap(_ticks, self._cfg.shards).with_output_types(_keyed(type(None)))
+        )
+        return (
+            {"docs": docs, "ticks": ticks}
+            | "GroupNodes" >> beam.CoGroupByKey()
+            | "Collapse"
+            >> TaggedParDo(
+                _CollapseFn(self._cfg),
+                *("sigs", "edges", "bands", "keys"),
+                main="tables",
+                kwargs={"history": beam.pvalue.AsMultiMap(history)},
+                output_types={
+                    "tables": _keyed(m.Nodes),
+                    "sigs": _keyed(m.Sigs),
+                    "edges": m.Edges,
+                    "bands": _keyed(m.BandMembers),
+                    "keys": _keyed(m.NodeKeys),
+                },
+            )
+        )
+
+    def _near_edges(self, bands, tables):
+        """Candidate pairs from shared band keys, verified with both signatures (each fetched from its shard)."""
+        pairs = (
+            bands
+            | "GroupBands" >> beam.GroupByKey()
+            | "Candidates" >> beam.ParDo(_CandidatesFn(self._cfg)).with_output_types(_keyed(m.Pairs))
+        )
+        halves = (
+            {"table": tables, "pairs": pairs}
+            | "GroupFirst" >> beam.CoGroupByKey()
+            | "AttachFirst" >> beam.FlatMap(_attach_first).with_output_types(_keyed(m.HalfPairs))
+        )
+        return (
+            {"table": tables, "halves": halves}
+            | "GroupSecond" >> beam.CoGroupByKey()
+            | "Verify" >> beam.FlatMap(_verify, self._cfg.threshold).with_output_types(m.Edges)
+        )
+
+    def _connected_components(self, edges):
+        """Connected components by alternating large-star and small-star rounds: each node with its root."""
+        shards = self._cfg.graph_shards
+        adjacent = edges | "RouteEdges" >> beam.FlatMap(_route, shards).with_output_types(_keyed(m.Adjacent))
+        for i in range(2 * self._cfg.cc_rounds):
+            step = f"{'Large' if i % 2 == 0 else 'Small'}Star{i // 2}"
+            adjacent = (
+                adjacent
+                | f"Group{step}" >> beam.GroupByKey()
+                | step >> beam.FlatMap(_star_and_route, i % 2 == 0, shards).with_output_types(_keyed(m.Adjacent))
+            )
+        return (
+            adjacent
+            | "GroupForest" >> beam.GroupByKey()
+            | "Components" >> beam.FlatMap(_components).with_output_types(_keyed(m.Members))
+        )
+
+    def _decide(self, members, keys, tables) -> dict:
+        """Each component's canonical member, and each duplicate's decision with the canonical's signature."""
+        wants = (
+            {"members": members, "keys": keys}
+            | "GroupMembers" >> beam.CoGroupByKey()
+            | "MemberKeys" >> beam.FlatMap(_member_keys).with_output_types(_keyed(m.ComponentKeys))
+            | "GroupComponents" >> beam.GroupByKey()
+            | "Canonical" >> beam.FlatMap(_canonical).with_output_types(_keyed(m.Wanted))
+        )
+        return (
+            {"table": tables, "wants": wants}
+            | "GroupCanonical" >> beam.CoGroupByKey()
+            | "CanonicalSignature"
+            >> TaggedParDo(
+                _RootSigFn(),
+                "roots",
+                main="dups",
+                output_types={"dups": _keyed(m.Decisions), "roots": _keyed(m.RootCounts)},
+            )
+        )
