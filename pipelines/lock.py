@@ -144,7 +144,8 @@ def _from_json(cls, data: bytes):
 # --- is the owner alive? ------------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (True when it cannot be told)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -192,7 +193,7 @@ def _this_process() -> Owner:
 
 
 def _gone_reason(
-    owner: Owner, host: str, *, alive=_pid_alive, start_time=_proc_start_time, boot=_boot_id
+    owner: Owner, host: str, *, alive=pid_alive, start_time=_proc_start_time, boot=_boot_id
 ) -> str | None:
     """Why `owner` is certainly not running any more, or None if it may be (or runs on another host).
     Pid checks alone are fooled by pid reuse; start time and boot id are only compared when both sides know them."""

@@ -11,6 +11,8 @@ import tempfile
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
+from pipelines.lock import pid_alive
+
 # Names users type for "run it here". Beam's own DirectRunner first tries to download Prism,
 # which hangs or fails behind a firewall; these are routed to OfflineDirectRunner instead.
 LOCAL_RUNNER_NAMES = {None, "", "direct", "directrunner", "switchingdirectrunner"}
@@ -47,16 +49,6 @@ _TEMP_PREFIX = "news-ingest-"
 _TEMP_NAME = re.compile(r"^news-ingest-(\d+)-")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists but not ours, or cannot tell: leave it alone
-    return True
-
-
 def remove_stale_tempdirs(root: str | None = None) -> int:
     """Delete the private temp folders of runs whose process is gone (killed with SIGKILL, or a crashed host
     process); returns how many went."""
@@ -68,7 +60,7 @@ def remove_stale_tempdirs(root: str | None = None) -> int:
         return 0
     for name in names:
         m = _TEMP_NAME.match(name)
-        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
             removed += 1
     return removed
