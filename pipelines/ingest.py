@@ -44,10 +44,9 @@ def _tally_row(tally: FileTally) -> dict:
     return dataclasses.asdict(tally)
 
 
-def _listed_files(rows: list[dict]) -> list[dict]:
+def _listing_order(row: dict) -> tuple:
     # Unbalanced files first: a reader that lost records is what an operator must see.
-    rows = sorted(rows, key=lambda r: (r["expected"] == r["records"] + r["rejects"], r["path"]))
-    return rows[:MAX_LISTED_FILES]
+    return row["expected"] == row["records"] + row["rejects"], row["path"]
 
 
 def _has_rejects_or_is_unbalanced(tally: FileTally) -> bool:
@@ -76,8 +75,8 @@ def _input_counts(p: beam.Pipeline, files: dict | None, feeds: dict | None) -> d
             tallies
             | "FilesWithRejects" >> beam.Filter(_has_rejects_or_is_unbalanced)
             | "TallyRows" >> beam.Map(_tally_row)
-            | "ListFiles" >> beam.combiners.ToList()
-            | "FirstFiles" >> beam.Map(_listed_files)
+            # A bounded heap, not a list of every file: a day of many bad files must not fill one worker.
+            | "FirstFiles" >> beam.combiners.Top.Smallest(MAX_LISTED_FILES, key=_listing_order)
         )
     return counts
 

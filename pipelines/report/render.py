@@ -62,6 +62,60 @@ def _source_rows(report: dict) -> list[list[Cell]]:
     ]
 
 
+_METRICS = {
+    "extraction_failure_rate": "extraction failure rate",
+    "missing_date_rate": "missing-date rate",
+    "mean_words": "words per article",
+}
+
+
+def _figure(value, places: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{places}f}"
+
+
+def _moved_text(m: dict) -> str:
+    if m["metric"] == "mean_words":
+        return f"{_METRICS[m['metric']]} {_figure(m['baseline'])} → {_figure(m['current'])} (×{m['change']:.2f})"
+    return f"{_METRICS.get(m['metric'], m['metric'])} {_pct(m['baseline'])} → {_pct(m['current'])}"
+
+
+def _drift_items(report: dict) -> list[dict]:
+    return [
+        {
+            "source": d["source"],
+            "moved": "; ".join(_moved_text(m) for m in d["moved"]),
+            "against": f"{d['records']:,} records this run, {d['baseline_records']:,} in the previous "
+            f"{len(d['baseline_runs'])} run{'s' if len(d['baseline_runs']) != 1 else ''}",
+        }
+        for d in report.get("drift") or []
+    ]
+
+
+def _health_rows(report: dict) -> list[list[Cell]]:
+    moved = {
+        d["source"]: ", ".join(_METRICS.get(m["metric"], m["metric"]) for m in d["moved"])
+        for d in report.get("drift") or []
+    }
+    return [
+        [
+            Cell(r["source"]),
+            Cell(_num(r["articles"]), True),
+            Cell(_num(r["duplicates"]), True),
+            Cell(_thousands(r["rejected"]), True),
+            Cell(" · ".join(f"{k} {v:,}" for k, v in r["rejected_by_reason"].items())),
+            Cell(_thousands(r["extraction_failures"]), True),
+            Cell(_pct(r["extraction_failure_rate"]), True),
+            Cell(_pct(r["missing_date_rate"]), True),
+            Cell(_figure(r["mean_words"]), True),
+            Cell(_figure(r["removed_lines_per_article"], 2), True),
+            Cell("" if r["fetched"] is None else _thousands(r["fetched"]), True),
+            Cell("" if r["unchanged"] is None else _thousands(r["unchanged"]), True),
+            Cell(moved.get(r["source"], "")),
+        ]
+        for r in report.get("sources") or []
+    ]
+
+
 def _removed_rows(report: dict) -> list[list[Cell]]:
     return [
         [Cell(r["rule_id"]), Cell(_thousands(r["lines"]), True), Cell(_thousands(r["articles"]), True)]
@@ -158,6 +212,8 @@ def render_html(report: dict) -> str:
             reject_alert=(report["reject_rate"] or 0) > REJECT_ALERT_RATE,
             figures=figures(report),
             source_rows=_source_rows(report),
+            health_rows=_health_rows(report),
+            drift_items=_drift_items(report),
             removed_rows=_removed_rows(report),
             reject_rows=_reject_rows(report),
             dataset_rows=_dataset_rows(report),

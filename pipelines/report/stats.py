@@ -35,6 +35,19 @@ report.json keys (stable; a key is added, never renamed; `null` means "not produ
   bytes apart from the parser (null for runs that read no files)
 - `sample_rejects`: up to 20 `[{"input_ref", "stage", "reason", "detail"}]`, drawn round-robin over
   (stage, reason) so every reason has an example, smallest input_ref first
+- `sources`: one row per source, most articles first, then by name (the articles' `source`; a reject is
+  attributed to its input_ref's URL host, else to its path's folder, as the read stage names sources; hosts the
+  fetch stage recorded are listed even with nothing else): `{"source", "articles", "duplicates" (null when not
+  produced), "rejected", "rejected_by_reason" (reason -> n), "extraction_failures" (rejects of stage extract or
+  fetch), "records" (articles + duplicates + rejects), "extraction_failure_rate" (failures / records),
+  "missing_date_rate" (share of articles with date_source "run"), "mean_words" (word_count per article),
+  "removed_lines_per_article", "fetched", "unchanged"}`; a rate over nothing is null; `fetched`/`unchanged` come
+  from the manifest's `counts.fetch_by_source` and are null when the fetch stage recorded nothing for the source
+- `drift`: sources whose figures moved against the previous up to 7 committed runs (rule and thresholds in
+  `pipelines.report.sources`), `[{"source", "records", "baseline_records", "baseline_runs" (run dates),
+  "moved": [{"metric", "baseline", "current", "change"}]}]`; `metric` is extraction_failure_rate or
+  missing_date_rate (`change` = current - baseline) or mean_words (`change` = current / baseline); empty when
+  nothing moved or there is no history
 - `trends` (list|null): only with `news-ingest report --last N`: per committed run, oldest first,
   `{"run_date", "read", "articles", "duplicates", "rejected", "reject_rate", "duplicate_rate"}`
 
@@ -54,6 +67,7 @@ from collections.abc import Sequence
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.report.scan import article_stats, duplicate_stats, entity_stats, reject_stats
+from pipelines.report.sources import source_report
 from transforms.write import MANIFESTS, read_manifest
 
 REPORT_VERSION = 1
@@ -137,6 +151,7 @@ def build_report(
     by_reason, by_stage, samples = reject_stats(output, files["rejects"] or [])
     metrics = {str(k): int(v) for k, v in sorted((metrics or {}).items())} if metrics is not None else None
     accounted = (head["articles"] or 0) + (head["duplicates"] or 0) + head["rejected"]
+    sources, drift = source_report(output, run_date, manifest, committed_runs(output))
     return {
         "report_version": REPORT_VERSION,
         "run_date": run_date.isoformat(),
@@ -178,6 +193,8 @@ def build_report(
         "articles_per_published_date": None if articles is None else articles["articles_per_published_date"],
         "sample_rejects": samples,
         "files_with_rejects": manifest.get("counts", {}).get("files_with_rejects"),
+        "sources": sources,
+        "drift": drift,
         "trends": None,
     }
 

@@ -74,17 +74,33 @@ class Fetcher:
     def close(self) -> None:
         self._session.close()
 
-    def get(self, url: str, *, html_only: bool = True, accept: str = "text/html,application/xhtml+xml") -> Page:
-        """GET with redirects, retries and limits. Raises FetchError with a reason code."""
-        with running(self._cfg.total_timeout_s) as watch:
-            return self._get(url, time.monotonic() + self._cfg.total_timeout_s, watch, html_only, accept)
+    def get(
+        self,
+        url: str,
+        *,
+        html_only: bool = True,
+        accept: str = "text/html,application/xhtml+xml",
+        validators: tuple[str | None, str | None] | None = None,
+    ) -> Page:
+        """GET with redirects, retries and limits. Raises FetchError with a reason code.
 
-    def _get(self, url: str, deadline: float, watch: Deadline, html_only: bool, accept: str) -> Page:
+        `validators` (ETag, Last-Modified) of an earlier fetch make the request conditional; a 304 answer is a
+        Page with status 304, an empty body and the validators it was asked with (or the new ones it sent)."""
+        with running(self._cfg.total_timeout_s) as watch:
+            return self._get(url, time.monotonic() + self._cfg.total_timeout_s, watch, html_only, accept, validators)
+
+    def _get(self, url: str, deadline: float, watch: Deadline, html_only: bool, accept: str, validators) -> Page:
         cfg = self._cfg
+        headers = {"Accept": accept}
+        etag, modified = validators or (None, None)
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
         current, seen = url, {url}
         for hop in range(cfg.max_redirects + 1):
             check_scheme(current)
-            resp = self._request(current, deadline, watch, accept)
+            resp = self._request(current, deadline, watch, headers)
             with resp:
                 if resp.status_code in _REDIRECTS and resp.headers.get("Location"):
                     try:
@@ -97,21 +113,25 @@ class Fetcher:
                     seen.add(target)
                     current = target
                     continue
+                new_etag, new_modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+                if resp.status_code == 304 and validators:
+                    ctype, charset = media_type(resp.headers.get("Content-Type"))
+                    return Page(url, current, 304, ctype, charset, b"", new_etag or etag, new_modified or modified)
                 if not 200 <= resp.status_code < 300:
-                    raise FetchError("http_error", f"HTTP {resp.status_code}")
+                    raise FetchError("http_error", f"HTTP {resp.status_code}", status=resp.status_code)
                 ctype, charset = media_type(resp.headers.get("Content-Type"))
                 if html_only and ctype and ctype not in HTML_TYPES:
                     raise FetchError("not_html", f"content type {ctype!r}")
                 body = self._read_body(resp, deadline, watch)
                 if html_only and not ctype and not looks_like_html(body):
                     raise FetchError("not_html", "no content type and the body does not look like HTML")
-                return Page(url, current, resp.status_code, ctype, charset, body)
+                return Page(url, current, resp.status_code, ctype, charset, body, new_etag, new_modified)
         raise FetchError("too_many_redirects", f"more than {cfg.max_redirects} redirects")
 
     def _timeout(self, what: str = "response") -> FetchError:
         return FetchError("timeout", f"no complete {what} within {self._cfg.total_timeout_s:g}s")
 
-    def _request(self, url: str, deadline: float, watch: Deadline, accept: str) -> requests.Response:
+    def _request(self, url: str, deadline: float, watch: Deadline, headers: dict) -> requests.Response:
         cfg = self._cfg
         attempt = 0
         while True:
@@ -122,7 +142,7 @@ class Fetcher:
             retry_after = None
             try:
                 resp = self._session.get(
-                    url, stream=True, allow_redirects=False, timeout=timeout, headers={"Accept": accept}
+                    url, stream=True, allow_redirects=False, timeout=timeout, headers=headers
                 )
             except requests.exceptions.RequestException as e:
                 # Once the deadline has shut the socket, whatever error that caused is the deadline's.

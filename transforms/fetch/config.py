@@ -29,15 +29,19 @@ class FetchConfig:
     per_host_delay_s: float = 0.0  # minimum gap between request starts on one host
     max_parallel_hosts: int = 8  # hosts fetched at once per worker
     allow_private_hosts: bool = False
+    obey_robots: bool = True  # robots.txt rules and Crawl-delay (--ignore-robots turns it off)
+    robots_for_feeds: bool = True  # feed URLs obey robots.txt too (--ignore-robots-for-feeds turns it off)
+    robots_ttl_s: float | None = None  # how long a robots.txt is trusted; None: the whole run (streaming: a poll)
 
 
 class FetchError(Exception):
     """An expected fetch failure with a stable reason code."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, status: int | None = None):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.status = status  # the HTTP status when the server answered with an error
 
 
 def short(e: BaseException) -> str:
@@ -56,6 +60,13 @@ class Page:
     content_type: str  # media type only, lower-cased ("" when absent)
     charset: str | None
     body: bytes
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def unchanged(self) -> bool:
+        """The server answered 304 Not Modified to a conditional request: nothing new to read."""
+        return self.status == 304
 
     def text(self) -> str:
         """The body decoded: declared charset, then <meta charset>, then UTF-8, then detection."""
