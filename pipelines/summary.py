@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 
@@ -58,6 +59,28 @@ def file_lines(manifest: dict) -> list[str]:
     return lines
 
 
+def summary_lines(cfg, manifest: dict, totals: dict, runner: str, wall_s: float, warnings: list[str]) -> list[str]:
+    """The summary as it is printed."""
+    lines = [f"news-ingest run {cfg.run_date.isoformat()} ({runner.rsplit('.', 1)[-1]}) in {wall_s:.1f}s"]
+    lines += [f"  warning: {w}" for w in warnings]
+    matched = manifest["counts"].get("files_matched")
+    if matched is not None:
+        lines.append(f"  files read        {matched:>8}")
+    lines.append(f"  records read      {totals['read']:>8}")
+    lines += [
+        f"  {name:<17} {totals['rows'][name]:>8}"
+        for name in ("articles", "duplicates", "rejects", "entities", "signatures")
+        if name in totals["rows"]
+    ]
+    lines += [f"    rejected: {reason:<20} {n:>6}" for reason, n in sorted(totals["reject_reasons"].items())]
+    listed = file_lines(manifest)
+    if listed:
+        lines += ["  files with rejects", *listed]
+    lines.append(f"  output            {cfg.output}")
+    lines += [f"    {FileSystems.join(cfg.output, name)}" for name in sorted(manifest["datasets"])]
+    return lines
+
+
 def finish(cfg, result, runner: str, wall_s: float, warnings: list[str]) -> int:
     """Print the summary; exit code 0 only when every record read is accounted for."""
     manifest = read_manifest(cfg.output, cfg.run_date)
@@ -65,27 +88,11 @@ def finish(cfg, result, runner: str, wall_s: float, warnings: list[str]) -> int:
         print("news-ingest: error: the run finished but committed no manifest", file=sys.stderr)
         return 1
     totals = check(manifest, cfg.output)
-    out = sys.stdout
-    print(f"news-ingest run {cfg.run_date.isoformat()} ({runner.rsplit('.', 1)[-1]}) in {wall_s:.1f}s", file=out)
-    for w in warnings:
-        print(f"  warning: {w}", file=out)
-    matched = manifest["counts"].get("files_matched")
-    if matched is not None:
-        print(f"  files read        {matched:>8}", file=out)
-    print(f"  records read      {totals['read']:>8}", file=out)
-    for name in ("articles", "duplicates", "rejects", "entities", "signatures"):
-        if name in totals["rows"]:
-            print(f"  {name:<17} {totals['rows'][name]:>8}", file=out)
-    for reason, n in sorted(totals["reject_reasons"].items()):
-        print(f"    rejected: {reason:<20} {n:>6}", file=out)
-    listed = file_lines(manifest)
-    if listed:
-        print("  files with rejects", file=out)
-        for line in listed:
-            print(line, file=out)
-    print(f"  output            {cfg.output}", file=out)
-    for name in sorted(manifest["datasets"]):
-        print(f"    {FileSystems.join(cfg.output, name)}", file=out)
+    try:
+        print("\n".join(summary_lines(cfg, manifest, totals, runner, wall_s, warnings)), flush=True)
+    except BrokenPipeError:
+        # `news-ingest ... | head`: the reader left, the run is committed; its exit code still says how it went.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if not totals["ok"]:
         print(
             f"news-ingest: error: {totals['read']} records read but {totals['accounted']} accounted for "

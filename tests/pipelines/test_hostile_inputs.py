@@ -267,3 +267,20 @@ def test_written_files_hold_only_valid_unicode(tmp_path):
                     value.encode("utf-8")
     text = read_dataset(tmp_path / "out", "articles").column("text").to_pylist()[0]
     assert "\U0001f600" in text
+
+
+@pytest.mark.timeout(300)
+def test_a_reader_that_closes_the_pipe_early_does_not_fail_a_committed_run(tmp_path):
+    # `news-ingest ... | head -1`: the summary's reader leaves; the run is committed and its exit code stands.
+    import subprocess
+    import sys
+
+    (tmp_path / "a.txt").write_text(f"Story\n{GOOD}")
+    cmd = [sys.executable, "-c", "from pipelines.ingest import main; main()", "--input", str(tmp_path / "a.txt")]
+    cmd += ["--output", str(tmp_path / "out"), "--run-date", DAY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=pathlib.Path(__file__).parents[2])
+    proc.stdout.close()  # nobody reads the summary
+    _, err = proc.communicate(timeout=280)
+    assert proc.returncode == 0, err.decode()
+    assert b"BrokenPipe" not in err
+    assert read_dataset(tmp_path / "out", "articles").num_rows == 1
