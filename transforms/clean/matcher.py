@@ -100,9 +100,11 @@ def _ends(low: str) -> str:
 class Matcher:
     """First rule (in file order) whose pattern matches a whole line: the cleaner's hot loop.
 
-    The anchored alternatives of all rules become one regex per (first character, length bucket) of the line:
-    only the alternatives that can start with that character and whose rule allows lines that long. Floating
-    alternatives sit behind a substring gate. slow() is the plain rule-by-rule reference.
+    The anchored alternatives of all rules become one regex per first character of the line: only the
+    alternatives that can start with that character. A match whose rule does not allow lines that long is
+    answered by slow(), the plain rule-by-rule reference (rare: anchored patterns bound their own length).
+    Floating alternatives sit behind a substring gate. One regex per character, not per (character, length
+    bucket): compiling those big case-insensitive alternations was ~2 s of every run's start.
     """
 
     def __init__(self, rules: tuple[Rule, ...]):
@@ -114,9 +116,8 @@ class Matcher:
                 source = re.sub(r"\(\?P<(value|agency)__", rf"(?P<\1__{k}_{j}_", source)
                 scoped = f"(?i:{source})" if flags else source
                 self._branches.append((k, _first_chars(source, flags), f"(?P<r_{k}_{j}>{scoped})"))
-        # Lines are bucketed by length: a long paragraph only meets the rules whose max_chars allow it.
-        self._buckets = sorted({r.max_chars for r in rules})
-        self._by_key: dict[tuple[str, int], re.Pattern | None] = {}
+        self._longest = max((r.max_chars for r in rules), default=0)
+        self._by_char: dict[str, re.Pattern | None] = {}
         self.floating = [(k, rx, needs) for k, r in enumerate(rules) for rx, needs in r.floating]
         # One substring gate per line-length limit: a long paragraph is only searched for the few needles of
         # the rules that allow long lines.
@@ -126,29 +127,23 @@ class Matcher:
             needles = {n for k, _, needs in self.floating if rules[k].max_chars >= limit for n in needs}
             self._gates[limit] = tuple(sorted(needles))
 
-    def _combined(self, char: str, n: int) -> re.Pattern | None:
-        bucket = next((b for b in self._buckets if n <= b), None)
-        if bucket is None:
-            return None
-        key = (char, bucket)
-        if key not in self._by_key:
-            branches = [
-                b
-                for k, first, b in self._branches
-                if self.rules[k].max_chars >= bucket and (first is None or char in first)
-            ]
-            self._by_key[key] = re.compile("|".join(branches)) if branches else None
-        return self._by_key[key]
+    def _combined(self, char: str) -> re.Pattern | None:
+        if char not in self._by_char:
+            branches = [b for _, first, b in self._branches if first is None or char in first]
+            self._by_char[char] = re.compile("|".join(branches)) if branches else None
+        return self._by_char[char]
 
     def first(self, core: str) -> tuple[Rule | None, re.Match | None]:
         if not core:
             return None, None
         n = len(core)
         best_k, best_m = len(self.rules), None
-        combined = self._combined(core[0].lower(), n)
+        combined = self._combined(core[0].lower()) if n <= self._longest else None
         m = combined.fullmatch(core) if combined is not None else None
         if m is not None:
             best_k, best_m = int(m.lastgroup.split("_")[1]), m
+            if n > self.rules[best_k].max_chars:
+                return self.slow(core)  # a later rule that allows this length may still match
         gate = next((self._gates[limit] for limit in self._limits if n <= limit), None)
         low = core.casefold() if gate is not None else ""
         probe = low if n <= 2 * _NEEDLE_WINDOW else _ends(low)
