@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -25,7 +26,8 @@ from schemas.elements import FileTally
 from transforms.chain import ArticleChain
 from transforms.dedup import check_history
 from transforms.entities import check_model
-from transforms.feeds import ReadFeeds
+from transforms.feeds import FeedConfig, ReadFeeds, page_counts
+from transforms.fetch import read_fetch_state
 from transforms.read import ReadFiles, is_under
 from transforms.write import (
     KNOWN_DATASETS,
@@ -55,7 +57,8 @@ def _has_rejects_or_is_unbalanced(tally: FileTally) -> bool:
 
 def _input_counts(p: beam.Pipeline, files: dict | None, feeds: dict | None) -> dict:
     """Records read, counted apart from the readers that could lose them: per file from its bytes (FileTally),
-    per feed item as fetched or rejected. Plus the files matched and the files worth a look."""
+    per feed item as fetched or rejected (a page unchanged since an earlier run is neither: it is counted apart,
+    as `unchanged`). Plus the files matched and the files worth a look."""
     ones = []
     if files is not None:
         ones.append(files["tallies"] | "ExpectedPerFile" >> beam.Map(lambda t: t.expected))
@@ -78,13 +81,27 @@ def _input_counts(p: beam.Pipeline, files: dict | None, feeds: dict | None) -> d
             # A bounded heap, not a list of every file: a day of many bad files must not fill one worker.
             | "FirstFiles" >> beam.combiners.Top.Smallest(MAX_LISTED_FILES, key=_listing_order)
         )
+    if feeds is not None:
+        counts.update(page_counts(feeds["page_state"]))
     return counts
+
+
+def _run_scoped(feeds: FeedConfig) -> FeedConfig:
+    """The feed settings with a robots.txt scope of their own: this run's DoFns share robots.txt, no other run's."""
+    if feeds.fetch.robots_scope:
+        return feeds
+    fetch = dataclasses.replace(feeds.fetch, robots_scope=uuid.uuid4().hex)
+    return dataclasses.replace(feeds, fetch=fetch)
 
 
 def build(p: beam.Pipeline, cfg: RunConfig):
     """Wire read -> the article chain -> write. Returns the manifest PCollection."""
     files = p | "ReadFiles" >> ReadFiles(cfg.inputs, cfg.read) if cfg.inputs else None
-    feeds = p | "ReadFeeds" >> ReadFeeds(cfg.feeds) if cfg.feeds.feeds else None
+    feeds = None
+    if cfg.feeds.feeds:
+        # Validators of earlier run dates only (see read_fetch_state); small, so loaded here and shipped with the DoFns.
+        validators = read_fetch_state(cfg.output, cfg.run_date)
+        feeds = p | "ReadFeeds" >> ReadFeeds(_run_scoped(cfg.feeds), validators)
     sources = [s for s in (files, feeds) if s is not None]
     raw = [s["raw"] for s in sources] | "AllRaw" >> beam.Flatten()
     read_rejects = [s["rejects"] for s in sources] | "AllReadRejects" >> beam.Flatten()
@@ -95,6 +112,8 @@ def build(p: beam.Pipeline, cfg: RunConfig):
         "signatures": chain["signatures"],
         "rejects": (read_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten(),
     }
+    if feeds is not None:
+        datasets["fetch_state"] = feeds["state"]
     return datasets | "Write" >> WriteDatasets(cfg.write, counts=_input_counts(p, files, feeds))
 
 

@@ -192,9 +192,7 @@ def _this_process() -> Owner:
     return Owner(pid, socket.gethostname(), _proc_start_time(pid), _boot_id())
 
 
-def _gone_reason(
-    owner: Owner, host: str, *, alive=pid_alive, start_time=_proc_start_time, boot=_boot_id
-) -> str | None:
+def _gone_reason(owner: Owner, host: str, *, alive=pid_alive, start_time=_proc_start_time, boot=_boot_id) -> str | None:
     """Why `owner` is certainly not running any more, or None if it may be (or runs on another host).
     Pid checks alone are fooled by pid reuse; start time and boot id are only compared when both sides know them."""
     if owner.host != host:

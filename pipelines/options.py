@@ -167,7 +167,7 @@ def to_config(opts: IngestOptions, now: dt.datetime | None = None) -> RunConfig:
         # The run's own output (reports, manifests, Parquet) is never read back as input.
         read=ReadConfig(max_bytes=int(opts.max_file_mb * 2**20), exclude=(output,), folders=folders),
         # --extract-timeout is registered by the feeds module; it limits every HTML page, files included.
-        extract=ExtractConfig(timeout_s=stages["feeds"].extract_timeout_s),
+        extract=ExtractConfig(timeout_s=stages["feeds"].extract_timeout_s, now=now),
         write=WriteConfig(
             output=output,
             run_date=run_date,

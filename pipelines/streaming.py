@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,10 +18,12 @@ from schemas.elements import Reject
 from transforms.chain import ArticleChain
 from transforms.common import REJECTS, count
 from transforms.feeds import FeedConfig, FeedEntry, FeedReaderFn, FetchEntries
-from transforms.portable import TaggedParDo, split_tagged
+from transforms.fetch import read_fetch_state
+from transforms.portable import split_tagged
 from transforms.write import PublishPerWindow, WriteDatasets
 
 WRITE_WINDOW_S = 3600  # output files are per hour
+UNCHANGED = "unchanged"  # a poll's items when the feed answered 304: the same items as its last full answer
 MAX_LOCAL_POLLS = 10_000  # an "unbounded" run on the local runner is this many polls (104 days at 15m)
 
 
@@ -96,8 +100,15 @@ def _identity(item) -> str:
     return f"reject:{item.reason}:{item.excerpt or item.detail}"
 
 
-def skip_seen(items: Iterable, seen: dict, now: float, ttl_s: float) -> tuple[list, dict]:
-    """(items not seen before, updated {identity: last seen}); identities unseen for ttl_s are forgotten."""
+def skip_seen(items: Iterable | str, seen: dict, now: float, ttl_s: float) -> tuple[list, dict]:
+    """(items not seen before, updated {identity: last seen}); identities unseen for ttl_s are forgotten.
+
+    `items` UNCHANGED (the feed answered 304) means the feed still lists what its last full answer listed: those
+    identities (the ones last seen at the latest time) are seen again now, and nothing is new."""
+    if isinstance(items, str) and items == UNCHANGED:
+        latest = max(seen.values(), default=None)
+        seen = {k: (now if t == latest else t) for k, t in seen.items()}
+        items = ()
     seen = {k: t for k, t in seen.items() if t >= now - ttl_s}
     fresh = []
     for item in items:
@@ -110,15 +121,28 @@ def skip_seen(items: Iterable, seen: dict, now: float, ttl_s: float) -> tuple[li
 
 
 class _PollFeedFn(FeedReaderFn):
-    """(feed index, (location, name)) -> (location, entries and entry rejects) | feed reject."""
+    """Keyed by feed: (location, (feed index, (location, name))) -> (tag, value) pairs: ("main", (location, entries
+    and entry rejects, or UNCHANGED)) | (REJECTS, feed reject). The feed's validators live in Beam state, so the
+    next poll asks conditionally whichever worker runs it."""
 
-    def process(self, item):
-        location, entries, rejects = self.read(item)
+    VALIDATORS = ReadModifyWriteStateSpec("validators", PickleCoder())
+
+    def process(self, keyed, known=beam.DoFn.StateParam(VALIDATORS)):
+        # Stateful, so Beam must call it itself: it yields (tag, value) pairs for split_tagged, not TaggedOutputs.
+        location, item = keyed
+        validators = known.read()
+        if validators is None:
+            validators = {location: self._validators[location]} if location in self._validators else {}
+        location, entries, rejects, state = self.read_state(item, validators)
+        known.write(validators)
         for r in rejects:
-            if r.reason == "feed_unreadable":
+            if r.stage == "feeds" and r.reason != "no_link":  # the feed itself failed: once per poll
                 count(f"rejected.{r.stage}.{r.reason}")
-                yield beam.pvalue.TaggedOutput(REJECTS, r)
-        yield location, tuple(entries) + tuple(r for r in rejects if r.reason != "feed_unreadable")
+                yield REJECTS, r
+        if state is not None and state.status == 304:
+            yield "main", (location, UNCHANGED)
+            return
+        yield "main", (location, tuple(entries) + tuple(r for r in rejects if r.reason == "no_link"))
 
 
 class _SkipSeenFn(beam.DoFn):
@@ -134,6 +158,9 @@ class _SkipSeenFn(beam.DoFn):
         _, items = keyed
         fresh, state = skip_seen(items, seen.read() or {}, float(timestamp), self._ttl)
         seen.write(state)
+        if items == UNCHANGED:
+            count("stream.feeds_unchanged")
+            return
         count("stream.items_seen_before", len(items) - len(fresh))
         count("stream.items_new", len(fresh))
         for item in fresh:
@@ -144,22 +171,35 @@ class _SkipSeenFn(beam.DoFn):
                 yield "main", item
 
 
+class _SplitTagged(beam.PTransform):
+    """split_tagged under a label of its own, so one transform can split two outputs."""
+
+    def __init__(self, tags: dict, output_types: dict | None = None):
+        super().__init__()
+        self._tags, self._types = tags, output_types
+
+    def expand(self, pairs):
+        return split_tagged(pairs, self._tags, self._types)
+
+
 class PollFeeds(beam.PTransform):
     """PBegin -> {'entries': new FeedEntry per poll, 'rejects': Reject}, in the global window."""
 
-    def __init__(self, cfg: FeedConfig, start: float | None = None):
+    def __init__(self, cfg: FeedConfig, start: float | None = None, validators: dict | None = None):
         super().__init__()
         self._cfg = cfg
         self._start = start
+        self._validators = validators or {}
 
     def expand(self, pbegin):
         feeds = list(enumerate(self._cfg.feeds))
         polled = (
             pbegin
             | "Ticks" >> PollTicks(self._cfg.poll_interval_s, self._cfg.poll_count(), self._start)
-            | "EachFeed" >> beam.FlatMap(lambda _tick: feeds)
-            | "ReadFeed" >> TaggedParDo(_PollFeedFn(self._cfg), REJECTS, output_types={"main": tuple[str, Any]})
+            | "EachFeed" >> beam.FlatMap(lambda _tick: [(feed[1][0], feed) for feed in feeds])
+            | "ReadFeed" >> beam.ParDo(_PollFeedFn(self._cfg, self._validators))
         )
+        polled = polled | "SplitRead" >> _SplitTagged({"main": "main", REJECTS: REJECTS}, {"main": tuple[str, Any]})
         new = split_tagged(
             polled["main"] | "SkipSeen" >> beam.ParDo(_SkipSeenFn(self._cfg.dedup_lookback_days * 86400)),
             {"main": "main", REJECTS: REJECTS},
@@ -178,10 +218,20 @@ def build_streaming(p: beam.Pipeline, cfg, start: float | None = None):
     `cfg` is the RunConfig. Returns the per-window manifests.
     """
     feeds: FeedConfig = cfg.feeds
-    polled = p | "PollFeeds" >> PollFeeds(feeds, start)
+    # robots.txt is read again once per poll interval, never trusted for the whole (unbounded) run; the run's feed
+    # reader and page fetcher share it.
+    fetch = dataclasses.replace(
+        feeds.fetch,
+        robots_ttl_s=feeds.fetch.robots_ttl_s or feeds.poll_interval_s,
+        robots_scope=feeds.fetch.robots_scope or uuid.uuid4().hex,
+    )
+    feeds = dataclasses.replace(feeds, fetch=fetch)
+    # Validators stored by earlier batch runs and streaming windows of earlier days.
+    validators = read_fetch_state(cfg.output, cfg.run_date)
+    polled = p | "PollFeeds" >> PollFeeds(feeds, start, validators)
     # Each poll's links are fetched together: a window per poll interval lets the fetch group by URL and host.
     entries = polled["entries"] | "PerPoll" >> beam.WindowInto(beam_window.FixedWindows(feeds.poll_interval_s))
-    fetched = entries | "Fetch" >> FetchEntries(feeds)
+    fetched = entries | "Fetch" >> FetchEntries(feeds, validators)
 
     hourly = beam_window.FixedWindows(WRITE_WINDOW_S)
     raw = fetched["raw"] | "Hourly" >> beam.WindowInto(hourly)
@@ -198,6 +248,7 @@ def build_streaming(p: beam.Pipeline, cfg, start: float | None = None):
         "duplicates": chain["duplicates"],
         "signatures": chain["signatures"],
         "rejects": (feed_rejects, fetch_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten(),
+        "fetch_state": fetched["state"] | "HourlyFetchState" >> beam.WindowInto(hourly),
     }
     publish = PublishPerWindow(cfg.output, shards=cfg.write.shards)
     return outputs | "Write" >> WriteDatasets(publish, counts={"records_read": records_read})

@@ -37,6 +37,9 @@ NOTEWORTHY = {
     "read.unbalanced_files": "{n} file(s) gave a different number of records than they hold (see below)",
     "entities.truncated": "{n} article(s) over --ner-max-chars got entities from their leading part only (flagged)",
     "dedup.history_unreadable": "{n} stored signature file(s) could not be read and were skipped",
+    "fetch.robots_unavailable": "{n} host(s) had a robots.txt that could not be fetched: their links were not "
+    "requested this run (robots_unavailable)",
+    "fetch.unchanged": "{n} page(s) answered 304 Not Modified: not downloaded again and not emitted (unchanged)",
 }
 
 

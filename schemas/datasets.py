@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from schemas.elements import Article, Duplicate, Reject, Signature
+from schemas.elements import Article, Duplicate, FetchState, Reject, Signature
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -35,6 +35,7 @@ ARTICLES = pa.schema(
         ("title", pa.string()),
         ("author", pa.string()),
         ("published_at", _TS),
+        ("updated_at", _TS),
         ("date_source", pa.string()),
         ("language", pa.string()),
         ("text", pa.string()),
@@ -102,6 +103,17 @@ SIGNATURES = pa.schema(
     ]
 )
 
+# One row per URL fetched by the run (feeds and pages): ETag/Last-Modified for conditional requests of later runs.
+FETCH_STATE = pa.schema(
+    [
+        ("url", pa.string()),
+        ("etag", pa.string()),
+        ("last_modified", pa.string()),
+        ("fetched_at", _TS),
+        ("status", pa.int32()),
+    ]
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -121,6 +133,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("entities", ENTITIES, "published_date", ("article_id", "entity", "label")),
         Dataset("rejects", REJECTS, "run_date", ("input_ref", "stage", "reason")),
         Dataset("signatures", SIGNATURES, "run_date", ("article_id",)),
+        Dataset("fetch_state", FETCH_STATE, "run_date", ("url",)),
     )
 }
 
@@ -139,6 +152,7 @@ def article_row(a: Article, run_date: dt.date, ingested_at: dt.datetime) -> tupl
         "title": a.title,
         "author": a.author,
         "published_at": a.published_at,
+        "updated_at": a.updated_at,
         "date_source": a.date_source,
         "language": a.language,
         "text": a.text,
@@ -198,3 +212,8 @@ def signature_row(s: Signature, run_date: dt.date) -> tuple[dt.date, dict[str, A
     row = dataclasses.asdict(s)
     row["minhash"] = list(s.minhash)
     return run_date, row
+
+
+def fetch_state_row(f: FetchState, run_date: dt.date) -> tuple[dt.date, dict[str, Any]]:
+    """(partition date, row) for the fetch_state dataset."""
+    return run_date, dataclasses.asdict(f)

@@ -26,7 +26,18 @@ def stable_hash(value: str, length: int = 16) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:length]
 
 
-_RAW_TEXT_FIELDS = ("input_ref", "source", "content", "content_type", "url", "title", "published", "author", "summary")
+_RAW_TEXT_FIELDS = (
+    "input_ref",
+    "source",
+    "content",
+    "content_type",
+    "url",
+    "title",
+    "published",
+    "author",
+    "summary",
+    "updated",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +55,7 @@ class RawArticle:
     summary: str | None = None  # feed entry summary, the fallback when a page yields nothing
     origin: str = "file"  # "file" | "jsonl" | "feed"
     flags: tuple[str, ...] = ()  # what was repaired on the way in, e.g. "repaired_unicode:text"
+    updated: str | None = None  # unparsed last-modified date string from JSON or a feed entry (last: positional use)
 
     def __post_init__(self):
         # Every string that enters the pipeline is valid Unicode from here on: keys, coders and Parquet need it.
@@ -114,6 +126,9 @@ class Article:
     duplicate_count: int = 0
     entities: tuple[EntityMention, ...] = ()
     flags: tuple[str, ...] = ()  # data-quality notes: "repaired_unicode:<field>", "ner_truncated"
+    # Last: dedup rebuilds Articles positionally from dataclasses.fields order, and older callers pass fields by
+    # position. Timezone-aware UTC, never earlier than published_at; None when the input gives no separate one.
+    updated_at: dt.datetime | None = None
 
     @property
     def content_hash(self) -> str:
@@ -180,3 +195,17 @@ class Reject:
         if content:
             excerpt = valid_unicode(content[:EXCERPT_CHARS])
         return cls(input_ref=input_ref, stage=stage, reason=reason, detail=detail, excerpt=excerpt)
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchState:
+    """What one fetch of a URL (feed or page) answered: the validators a later run sends back to ask conditionally."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    fetched_at: dt.datetime
+    status: int  # 200 (downloaded) or 304 (unchanged since the stored validators)
+
+    def __post_init__(self):
+        repair_fields(self, ("url", "etag", "last_modified"))

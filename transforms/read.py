@@ -31,7 +31,7 @@ JSONL_EXT = (".jsonl", ".ndjson")
 JSON_EXT = (".json",)
 SUPPORTED_EXT = TEXT_EXT + HTML_EXT + JSONL_EXT + JSON_EXT
 # Record metadata longer than this is cut: a megabyte "source" would become a shuffle key in every later stage.
-FIELD_LIMITS = {"source": 200, "title": 2000, "author": 500, "published": 100, "url": 8192}
+FIELD_LIMITS = {"source": 200, "title": 2000, "author": 500, "published": 100, "updated": 100, "url": 8192}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,6 +370,7 @@ def from_json(ref: str, path: str, value: object, excerpt: str | None) -> RawArt
         published=_field(value, "published"),
         author=_field(value, "author"),
         origin="jsonl",
+        updated=_field(value, "updated"),
     )
 
 

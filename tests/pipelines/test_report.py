@@ -14,6 +14,7 @@ from collections import defaultdict
 
 import apache_beam as beam
 import duckdb
+import pyarrow as pa
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from conftest import SEEDS, run_ingest
@@ -97,7 +98,13 @@ def synthetic_run(
             stage, reason = REASONS[i % len(REASONS)] if i % 7 else REASONS[0]
             r = Reject.of(f"in/{run_date}/bad{i:03d}.jsonl:{i}", stage, reason, f"detail <{i}>")
             rows[("rejects", run_date)].append(ds.reject_row(r, run_date)[1])
-    cfg = WriteConfig(output=out, run_date=run_date, ingested_at=at)
+    return commit_rows(out, run_date, rows, datasets)
+
+
+def commit_rows(out, run_date: dt.date, rows: dict, datasets, counts: dict | None = None) -> dict:
+    """Commit (dataset, partition) -> rows as one run, records_read being articles + duplicates + rejects."""
+    out = str(out)
+    cfg = WriteConfig(output=out, run_date=run_date, ingested_at=dt.datetime(2026, 11, 23, 6, tzinfo=UTC))
     entries = []
     for (name, part), part_rows in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         rel = f"{name}/{ds.DATASETS[name].partition_key}={part.isoformat()}/part-{run_date}-00000.parquet"
@@ -105,6 +112,7 @@ def synthetic_run(
         entries.append({"kind": "file", "dataset": name, "rel": rel, "rows": len(part_rows)})
     read = sum(e["rows"] for e in entries if e["dataset"] in ("articles", "duplicates", "rejects"))
     entries.append({"kind": "count", "name": "records_read", "value": read})
+    entries += [{"kind": "count", "name": k, "value": v} for k, v in (counts or {}).items()]
     return commit(cfg, datasets, entries)
 
 
@@ -526,3 +534,215 @@ def test_report_on_s3(tmp_path, monkeypatch, capsys):
     finally:
         FileSystems._pipeline_options = saved
         server.stop()
+
+
+# ---------------------------------------------------------------- per-source health and drift
+
+SOURCE_DATASETS = ("articles", "duplicates", "rejects")
+
+
+def source_day(out, run_date: dt.date, spec: dict, *, counts: dict | None = None, extra_rejects=()) -> dict:
+    """Commit a run from source -> {"articles", "words", "undated", "failures", "duplicates", "removed"}.
+
+    Failures are extract rejects of the source's page URLs (what a site that turned its pages empty gives).
+    """
+    rows: dict[tuple[str, dt.date], list[dict]] = defaultdict(list)
+    at = dt.datetime(2026, 11, 23, 6, tzinfo=UTC)
+    for source, s in sorted(spec.items()):
+        for i in range(s.get("articles", 0)):
+            dated = i >= s.get("undated", 0)
+            a = Article(
+                input_ref=f"https://{source}/{run_date}/{i}",
+                source=source,
+                text=" ".join(["word"] * s.get("words", 100)) + f" {i}",
+                url=f"https://{source}/{run_date}/{i}",
+                published_at=dt.datetime(2026, 11, 2, tzinfo=UTC) if dated else None,
+                date_source="published" if dated else "run",
+                removed=tuple(Removed(rule_id="nav.menu", text="Home") for _ in range(s.get("removed", 0))),
+            )
+            part, row = ds.article_row(a, run_date, at)
+            rows[("articles", part)].append(row)
+        for i in range(s.get("duplicates", 0)):
+            d = Duplicate(
+                article_id=f"{source}-dup{i}",
+                duplicate_of="x",
+                similarity=1.0,
+                match="exact",
+                source=source,
+                input_ref=f"https://{source}/{run_date}/dup{i}",
+                published_at=dt.datetime(2026, 11, 2, tzinfo=UTC),
+            )
+            part, row = ds.duplicate_row(d, run_date, at)
+            rows[("duplicates", part)].append(row)
+        for i in range(s.get("failures", 0)):
+            r = Reject.of(f"https://www.{source}/{run_date}/gone{i}", "extract", "no_text", "nothing left")
+            rows[("rejects", run_date)].append(ds.reject_row(r, run_date)[1])
+    for ref, stage, reason in extra_rejects:
+        rows[("rejects", run_date)].append(ds.reject_row(Reject.of(ref, stage, reason, "x"), run_date)[1])
+    return commit_rows(out, run_date, rows, SOURCE_DATASETS, counts)
+
+
+def _by_source(report: dict) -> dict:
+    return {r["source"]: r for r in report["sources"]}
+
+
+def test_ref_sources_follow_the_read_stage_rule():
+    from pipelines.report.sources import ref_sources
+
+    refs = [
+        "https://www.Example.com:8443/a/b?q=1",
+        "in/wire/batch.jsonl:17",
+        "/data/feeds/agency/page.html",
+        "C:\\dumps\\local\\x.txt",
+        "lonely.txt",
+        None,
+        "https://www.example.com/other",
+    ]
+    got = ref_sources(pa.array(refs, pa.string())).to_pylist()
+    assert got == ["example.com", "wire", "agency", "local", "unknown", "unknown", "example.com"]
+    assert ref_sources(pa.array([], pa.string())).to_pylist() == []
+
+
+def test_per_source_figures(tmp_path):
+    fetch = {"a.example": {"fetched": 12, "unchanged": 3}, "idle.example": {"fetched": 4, "unchanged": 4}}
+    source_day(
+        tmp_path,
+        RUN,
+        {
+            "a.example": {"articles": 4, "words": 99, "undated": 1, "duplicates": 2, "removed": 3, "failures": 2},
+            "b.example": {"articles": 6, "words": 9},
+        },
+        counts={"fetch_by_source": fetch},
+        extra_rejects=[
+            ("https://a.example/x", "fetch", "http_error"),
+            ("in/wire/batch.jsonl:3", "read", "bad_json"),
+            ("in/wire/batch.jsonl:9", "read", "bad_json"),
+            ("in/wire/other.txt", "clean", "too_short"),
+        ],
+    )
+    report = rp.build_report(str(tmp_path), RUN)
+    assert [r["source"] for r in report["sources"]] == ["b.example", "a.example", "idle.example", "wire"]
+    a, b, idle, wire = (_by_source(report)[s] for s in ("a.example", "b.example", "idle.example", "wire"))
+    assert (a["articles"], a["duplicates"], a["rejected"], a["extraction_failures"]) == (4, 2, 3, 3)
+    assert a["rejected_by_reason"] == {"http_error": 1, "no_text": 2}
+    assert a["records"] == 9 and a["extraction_failure_rate"] == pytest.approx(3 / 9, abs=1e-6)
+    assert a["missing_date_rate"] == 0.25 and a["mean_words"] == 100.0 and a["removed_lines_per_article"] == 3.0
+    assert (a["fetched"], a["unchanged"]) == (12, 3)
+    assert (b["mean_words"], b["missing_date_rate"], b["extraction_failure_rate"]) == (10.0, 0.0, 0.0)
+    assert (b["fetched"], b["unchanged"]) == (None, None)  # the fetch stage recorded nothing for it
+    assert (idle["articles"], idle["records"], idle["fetched"], idle["unchanged"]) == (0, 0, 4, 4)
+    assert idle["missing_date_rate"] is None and idle["mean_words"] is None
+    assert wire["rejected_by_reason"] == {"bad_json": 2, "too_short": 1} and wire["extraction_failures"] == 0
+    # Every record is attributed to exactly one source.
+    assert sum(r["records"] for r in report["sources"]) == report["counts"]["accounted"]
+    assert report["drift"] == []  # no history, no drift
+
+
+def test_fetch_counts_are_null_without_the_manifest_entry(tmp_path):
+    source_day(tmp_path, RUN, {"a.example": {"articles": 2}})
+    (row,) = rp.build_report(str(tmp_path), RUN)["sources"]
+    assert (row["fetched"], row["unchanged"]) == (None, None)
+
+
+STEADY = {"articles": 10, "words": 200}
+
+
+def test_pages_turning_empty_on_day_three_is_drift(tmp_path, capsys):
+    days = [RUN + dt.timedelta(days=k) for k in range(3)]
+    for day in days[:2]:
+        source_day(tmp_path, day, {"steady.example": STEADY, "broken.example": {"articles": 10, "words": 300}})
+    # Day 3: the site changed its template; extraction finds no text on most pages, the rest are stubs.
+    source_day(
+        tmp_path,
+        days[2],
+        {"steady.example": STEADY | {"words": 180}, "broken.example": {"articles": 1, "words": 5, "failures": 9}},
+    )
+    report = rp.build_report(str(tmp_path), days[2])
+    (flag,) = report["drift"]
+    assert flag["source"] == "broken.example"
+    assert flag["baseline_runs"] == [d.isoformat() for d in days[:2]]
+    assert (flag["records"], flag["baseline_records"]) == (10, 20)
+    moved = {m["metric"]: m for m in flag["moved"]}
+    assert set(moved) == {"extraction_failure_rate", "mean_words"}
+    assert (moved["extraction_failure_rate"]["baseline"], moved["extraction_failure_rate"]["current"]) == (0.0, 0.9)
+    assert (moved["mean_words"]["baseline"], moved["mean_words"]["current"]) == (301.0, 6.0)
+    # The same run without the broken day in it is quiet, and so is day 2 against day 1.
+    assert rp.build_report(str(tmp_path), days[1])["drift"] == []
+    # news-ingest report rebuilds it, and the page opens with the banner.
+    assert rp.main([str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "reports" / f"run_date={days[2]}" / "report.json").read_text())
+    assert written["drift"] == report["drift"] and written["sources"] == report["sources"]
+    page = (tmp_path / "reports" / f"run_date={days[2]}" / "report.html").read_text()
+    assert page.index('id="drift" data-rows="1"') < page.index('id="headline"')
+    assert f'id="source-health" data-rows="{len(report["sources"])}"' in page
+    assert "extraction failure rate 0.0% → 90.0%" in page
+
+
+def test_dates_vanishing_is_drift_but_a_falling_rate_is_not(tmp_path):
+    days = [RUN + dt.timedelta(days=k) for k in range(3)]
+    for day in days[:2]:
+        source_day(tmp_path, day, {"dated.example": STEADY, "mending.example": STEADY | {"failures": 6}})
+    source_day(tmp_path, days[2], {"dated.example": STEADY | {"undated": 6}, "mending.example": STEADY})
+    (flag,) = rp.build_report(str(tmp_path), days[2])["drift"]
+    assert flag["source"] == "dated.example"
+    assert [(m["metric"], m["baseline"], m["current"]) for m in flag["moved"]] == [("missing_date_rate", 0.0, 0.6)]
+
+
+def test_drift_rule_thresholds():
+    from collections import Counter
+
+    from pipelines.report import sources as sr
+
+    def tally(articles, rejected=0, failures=0, words=100, run_dated=0):
+        return Counter(
+            articles=articles,
+            rejected=rejected,
+            failures=failures,
+            words=words * articles,
+            worded=articles,
+            run_dated=run_dated,
+        )
+
+    base = {"s": tally(20)}
+
+    def flagged(now, baseline=base):
+        return [m["metric"] for d in sr.drift({"s": now}, baseline, ["2026-11-22"]) for m in d["moved"]]
+
+    assert flagged(tally(10, words=int(100 * sr.DRIFT_LENGTH_LOW))) == []  # exactly at the factor
+    assert flagged(tally(10, words=int(100 * sr.DRIFT_LENGTH_LOW) - 1)) == ["mean_words"]
+    assert flagged(tally(10, words=int(100 * sr.DRIFT_LENGTH_HIGH))) == []
+    assert flagged(tally(10, words=int(100 * sr.DRIFT_LENGTH_HIGH) + 1)) == ["mean_words"]
+    assert flagged(tally(6, rejected=2, failures=2)) == []  # +0.25 is not more than the threshold
+    assert flagged(tally(6, rejected=3, failures=3)) == ["extraction_failure_rate"]
+    assert flagged(tally(20, run_dated=5)) == [] and flagged(tally(20, run_dated=6)) == ["missing_date_rate"]
+    assert flagged(tally(0, rejected=5, failures=5)) == ["extraction_failure_rate", "mean_words"]
+    # Too few records this run, or in the baseline: one odd page is not a trend.
+    assert flagged(tally(0, rejected=sr.DRIFT_MIN_RECORDS - 1, failures=sr.DRIFT_MIN_RECORDS - 1)) == []
+    assert flagged(tally(0, rejected=5, failures=5), {"s": tally(sr.DRIFT_MIN_BASELINE_RECORDS - 1)}) == []
+    assert flagged(tally(10, words=1), {}) == []  # a new source has no baseline
+
+
+def test_drift_baseline_is_the_previous_seven_runs(tmp_path):
+    from pipelines.report.sources import DRIFT_BASELINE_RUNS
+
+    days = [RUN + dt.timedelta(days=k) for k in range(DRIFT_BASELINE_RUNS + 3)]
+    target = days[-2]
+    for day in days:
+        # The oldest run and the run after the target are broken too: neither may be in the target's baseline.
+        broken = day in (days[0], target, days[-1])
+        spec = {"articles": 1, "words": 50, "failures": 9} if broken else {"articles": 10, "words": 50}
+        source_day(tmp_path, day, {"x.example": spec})
+    (flag,) = rp.build_report(str(tmp_path), target)["drift"]
+    assert flag["baseline_runs"] == [d.isoformat() for d in days[1:-2]]
+    assert len(flag["baseline_runs"]) == DRIFT_BASELINE_RUNS
+    assert flag["baseline_records"] == 10 * DRIFT_BASELINE_RUNS
+    assert flag["moved"][0] == {"metric": "extraction_failure_rate", "baseline": 0.0, "current": 0.9, "change": 0.9}
+
+
+def test_no_drift_banner_without_flags(tmp_path):
+    for k in range(3):
+        source_day(tmp_path, RUN + dt.timedelta(days=k), {"steady.example": STEADY})
+    report = rp.build_report(str(tmp_path), RUN + dt.timedelta(days=2))
+    assert report["drift"] == []
+    page = rp.render_html(report)
+    assert 'id="drift"' not in page and 'id="source-health" data-rows="1"' in page

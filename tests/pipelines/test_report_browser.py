@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 from conftest import SEEDS, run_ingest
-from test_report import BAD_INPUTS, RUN, synthetic_run
+from test_report import BAD_INPUTS, RUN, STEADY, source_day, synthetic_run
 
 from pipelines import report as rp
 
@@ -90,6 +90,17 @@ def _synthetic_output(base):
     return out, days[-1]
 
 
+def _drifting_output(base):
+    """Two normal days, then one source's pages turn empty: the page must open with the drift banner."""
+    out = base / "out"
+    days = [RUN + dt.timedelta(days=k) for k in range(3)]
+    for day in days[:2]:
+        source_day(out, day, {"steady.example": STEADY, "broken.example": STEADY})
+    source_day(out, days[2], {"steady.example": STEADY, "broken.example": {"articles": 1, "failures": 9}})
+    assert rp.main([str(out), "--last", "3"]) == 0
+    return out, days[-1]
+
+
 def _network_requests(driver) -> list[tuple[str, str]]:
     """(event, url) of every request the page made or failed, from Chrome's DevTools performance log."""
     seen = []
@@ -103,12 +114,16 @@ def _network_requests(driver) -> list[tuple[str, str]]:
     return seen
 
 
-@pytest.mark.parametrize("make_output", [_pipeline_output, _synthetic_output], ids=["pipeline", "all-datasets"])
+@pytest.mark.parametrize(
+    "make_output", [_pipeline_output, _synthetic_output, _drifting_output], ids=["pipeline", "all-datasets", "drift"]
+)
 def test_report_html_in_headless_chromium(browser, make_output, tmp_path):
     out, run_date = make_output(tmp_path)
     folder = out / "reports" / f"run_date={run_date}"
     report = json.loads((folder / "report.json").read_text())
     page = (folder / "report.html").resolve()
+    if make_output is _drifting_output:
+        assert [d["source"] for d in report["drift"]] == ["broken.example"]  # else the banner checks test nothing
     url = page.as_uri()
 
     browser.get_log("performance")  # drop events of earlier pages
@@ -174,6 +189,26 @@ def test_report_html_in_headless_chromium(browser, make_output, tmp_path):
         )
         assert shown == [r["source"] for r in report["articles_per_source"][: len(shown)]]
     assert browser.execute_script("return document.querySelectorAll('script, img, iframe').length") == 0
+
+    # Source health: one row per source of report.json, in its order, shown as text.
+    health = browser.find_element("id", "source-health")
+    assert int(health.get_attribute("data-rows")) == len(report["sources"]) > 0
+    shown = browser.execute_script(
+        "return [...document.querySelectorAll('#source-health tbody tr')].map(tr => tr.cells[0].textContent)"
+    )
+    assert shown == [r["source"] for r in report["sources"]]
+    # Drift: a banner first thing on the page naming each flagged source, or no banner at all.
+    banner = browser.find_elements("id", "drift")
+    if report["drift"]:
+        assert len(banner) == 1 and int(banner[0].get_attribute("data-rows")) == len(report["drift"])
+        assert browser.execute_script("return document.querySelector('main').firstElementChild.id") == "drift"
+        named = browser.execute_script(
+            "return [...document.querySelectorAll('#drift li')].map(li => li.dataset.source)"
+        )
+        assert named == [d["source"] for d in report["drift"]]
+        assert banner[0].is_displayed() and banner[0].location["y"] < health.location["y"]
+    else:
+        assert banner == []
 
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, min(max(height, 900), 8000))

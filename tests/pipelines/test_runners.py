@@ -25,7 +25,7 @@ RUN_DATE = "2026-11-23"
 TIMEOUT_S = 600
 RUNNERS = ("direct", "multiprocess", "portable", "dask")
 # ingested_at is the wall clock of each run; everything else must match to the byte.
-VOLATILE_COLUMNS = ("ingested_at",)
+VOLATILE_COLUMNS = ("ingested_at", "fetched_at")  # fetched_at: when the fetch_state row was fetched
 
 
 @dataclasses.dataclass

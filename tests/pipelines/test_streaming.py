@@ -14,7 +14,7 @@ from conftest import read_dataset
 from feed_server import FeedServer
 
 from pipelines.options import RunConfig
-from pipelines.streaming import PollTicks, build_streaming, skip_seen
+from pipelines.streaming import UNCHANGED, PollTicks, build_streaming, skip_seen
 from schemas.elements import Reject
 from transforms.extract import ExtractConfig
 from transforms.feeds import FeedConfig, FeedEntry
@@ -134,3 +134,35 @@ def test_streaming_ingests_each_new_entry_exactly_once(tmp_path):
     assert sum(m["counts"].get("records_read", 0) for m in manifests) == 6 + polls
     written = sum(f["rows"] for m in manifests for f in m["datasets"].get("articles", []))
     assert written == 6
+
+
+def test_skip_seen_refreshes_what_an_unchanged_feed_still_lists():
+    _, seen = skip_seen([_entry("https://a/gone")], {}, now=0.0, ttl_s=DAY)
+    _, seen = skip_seen([_entry("https://a/listed")], seen, now=0.5 * DAY, ttl_s=DAY)
+    fresh, seen = skip_seen(UNCHANGED, seen, now=1.2 * DAY, ttl_s=DAY)
+    assert fresh == [] and seen == {"https://a/listed": 1.2 * DAY}  # 'gone' was not in the last full answer
+
+
+@pytest.mark.timeout(300)
+def test_a_second_poll_asks_conditionally_and_an_unchanged_feed_emits_nothing(tmp_path):
+    polls = 2
+    with FeedServer(stream_start=3, stream_step=0, conditional=True) as server:
+        feeds = FeedConfig(
+            feeds=((f"{server.base}/stream.xml", "Stream Times"),),
+            fetch=FetchConfig(allow_private_hosts=True, connect_timeout_s=2.0, read_timeout_s=2.0, total_timeout_s=6.0),
+            poll_interval_s=1.5,
+            stop_after_polls=polls,
+        )
+        with _streaming_pipeline() as p:
+            build_streaming(p, _run_config(tmp_path, feeds))
+        feed_requests = [headers for path, headers in server.requests if path == "/stream.xml"]
+        hits = dict(server.hits)
+    assert len(feed_requests) == polls
+    assert "If-None-Match" not in feed_requests[0]
+    assert feed_requests[1].get("If-None-Match", "").startswith('"')  # answered 304 by the server
+    assert {path: n for path, n in hits.items() if path.startswith("/stream/")} == {
+        f"/stream/story-{k}.html": 1 for k in range(1, 4)
+    }
+    assert read_dataset(tmp_path, "articles").num_rows == 3
+    state = read_dataset(tmp_path, "fetch_state").to_pylist()
+    assert sorted(r["url"].rsplit("/", 1)[1] for r in state) == [f"story-{k}.html" for k in range(1, 4)]

@@ -7,7 +7,16 @@ import pyarrow as pa
 import pytest
 
 from schemas import datasets as ds
-from schemas.elements import Article, Duplicate, EntityMention, Reject, Removed, Signature, stable_hash
+from schemas.elements import (
+    Article,
+    Duplicate,
+    EntityMention,
+    FetchState,
+    Reject,
+    Removed,
+    Signature,
+    stable_hash,
+)
 
 RUN = dt.date(2026, 11, 23)
 AT = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.timezone.utc)
@@ -39,6 +48,7 @@ ROWS = {
     "entities": list(ds.entity_rows(ARTICLE, RUN)),
     "rejects": [ds.reject_row(Reject.of("/x/c.txt", "read", "empty", "file is empty"), RUN)],
     "signatures": [ds.signature_row(Signature("a", "h", (1, 2**63 + 5), PUB), RUN)],
+    "fetch_state": [ds.fetch_state_row(FetchState("https://e.com/a", '"v1"', "Sat, 22 Mar 2025", AT, 304), RUN)],
 }
 
 
@@ -70,6 +80,7 @@ def test_duplicate_and_signature_fields_are_columns():
     assert {f.name for f in dataclasses.fields(Duplicate)} <= set(ds.DUPLICATES.names)
     assert {f.name for f in dataclasses.fields(Signature)} <= set(ds.SIGNATURES.names)
     assert {f.name for f in dataclasses.fields(Reject)} == set(ds.REJECTS.names)
+    assert [f.name for f in dataclasses.fields(FetchState)] == ds.FETCH_STATE.names
 
 
 def test_entity_rows_aggregate_mentions_per_canonical():
@@ -93,3 +104,12 @@ def test_ids_are_deterministic_and_url_first():
         == dataclasses.replace(no_url, text="  nato CHIEF  mark rutte spoke. rutte said more.").article_id
     )
     assert ARTICLE.content_hash == no_url.content_hash
+
+
+def test_articles_have_updated_at_right_after_published_at():
+    names = ds.ARTICLES.names
+    assert names[names.index("published_at") + 1] == "updated_at"
+    assert ds.ARTICLES.field("updated_at").type == pa.timestamp("us", tz="UTC")
+    updated = dt.datetime(2025, 3, 23, 8, 0, tzinfo=dt.timezone.utc)
+    row = ds.article_row(dataclasses.replace(ARTICLE, updated_at=updated), RUN, AT)[1]
+    assert row["updated_at"] == updated and ds.article_row(ARTICLE, RUN, AT)[1]["updated_at"] is None

@@ -11,6 +11,8 @@ from transforms.clean.collector import Collector, drop_whole_lines
 from transforms.clean.datelines import DATE_HINT, DATE_PREFIX, read_dateline
 from transforms.clean.rules import DATELINE_RULE, LEARNED_RULE, Rules
 from transforms.clean.text import CLOSERS, QUOTE_OPEN, learn_key, split_lines
+from transforms.common import count
+from transforms.extract.config import in_future
 
 # Output text: one paragraph per line, lines joined by a single "\n", blank lines dropped. Plain-text seeds
 # and trafilatura's output already use one line per paragraph, so clean text changes only where it must.
@@ -183,7 +185,7 @@ def clean_article(
     """Article -> (cleaned Article, result), or (None, result) when nothing is left of its body.
 
     Metadata from HTML/JSON wins: a title that came with the record is kept, and a dateline sets the date
-    only when the record had none (date_source 'run').
+    only when the record had none (date_source 'run') and, given `now`, it is not beyond now + MAX_CLOCK_SKEW.
     """
     result = clean_text(article.text, rules, learned, title=article.title, now=now)
     if not result.text:
@@ -197,6 +199,12 @@ def clean_article(
     )
     if not article.title and result.title:
         fields["title"] = result.title
-    if article.date_source == "run" and result.published_at is not None:
-        fields.update(published_at=result.published_at, date_source="dateline")
+    dateline = result.published_at
+    if article.date_source == "run" and dateline is not None:
+        if in_future(dateline, now):
+            count("clean.future_dateline")  # a misread or scheduled date: the run date stays
+        else:
+            fields.update(published_at=dateline, date_source="dateline")
+            if article.updated_at is not None and article.updated_at < dateline:
+                fields["updated_at"] = None  # never an updated date before the published one
     return dataclasses.replace(article, **fields), result

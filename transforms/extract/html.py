@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from schemas.elements import Article, RawArticle
 from transforms.common import count
-from transforms.extract.config import ExtractConfig
+from transforms.extract.config import ExtractConfig, in_future
 from transforms.urls import canonical_url, host_of
 
 _TAG = re.compile(r"<[^>]+>")
@@ -97,10 +97,12 @@ def to_article(
 ) -> Article | tuple[str, str]:
     """RawArticle -> Article, or (reason, detail) when nothing usable is in it.
 
-    Metadata precedence: HTML page > input record (JSON or feed entry); text datelines come later.
+    Metadata precedence: HTML page > input record (JSON or feed entry); text datelines come later. A date later
+    than `cfg.now` + MAX_CLOCK_SKEW is dropped (counted) and the next source is used.
     `extractor(content, url, cfg)` replaces `extract_html`, e.g. with a time-limited worker process.
     """
-    published = parse_datetime(raw.published)
+    published = _trusted(parse_datetime(raw.published), cfg, "extract.future_date")
+    updated = _trusted(parse_datetime(raw.updated), cfg, "extract.future_updated")
     fields = dict(
         input_ref=raw.input_ref,
         source=raw.source,
@@ -108,6 +110,7 @@ def to_article(
         title=raw.title,
         author=raw.author,
         published_at=published,
+        updated_at=_not_before(updated, published),
         date_source="published" if published else "run",
         content_source="text",
         flags=raw.flags,
@@ -126,13 +129,16 @@ def to_article(
         count("extract.thin_page")
         meta = {}
     if meta:
-        page_date = _same_day_precision(parse_datetime(meta["date"]), published)
+        page_date = _trusted(parse_datetime(meta["date"]), cfg, "extract.future_date")
+        page_date = _same_day_precision(page_date, published)
         page_url = canonical_url(meta["url"])
         fields.update(
             title=meta["title"] or fields["title"],
             author=meta["author"] or fields["author"],
             url=page_url or fields["url"],
             published_at=page_date or published,
+            # trafilatura gives the original publication date only: the updated date is the record's or none.
+            updated_at=_not_before(updated, page_date or published),
             date_source="published" if (page_date or published) else "run",
             language=meta["language"],
             content_source="feed_page" if raw.origin == "feed" else "html",
@@ -145,6 +151,23 @@ def to_article(
         fields.update(content_source="feed_summary")
         return Article(text=summary, **fields)
     return "extract_failed", "no main content found in the HTML"
+
+
+def _trusted(value: dt.datetime | None, cfg: ExtractConfig, counter: str) -> dt.datetime | None:
+    """`value`, or None (counted) when it lies beyond the run's clock plus the allowed skew."""
+    if in_future(value, cfg.now):
+        count(counter)
+        return None
+    return value
+
+
+def _not_before(updated: dt.datetime | None, published: dt.datetime | None) -> dt.datetime | None:
+    """An updated date earlier than the published one contradicts it: the input's dates are mixed up, so neither
+    order can be trusted and the published one, which names the partition, is kept alone."""
+    if updated is not None and published is not None and updated < published:
+        count("extract.updated_before_published")
+        return None
+    return updated
 
 
 def _too_thin(page_text: str, summary: str) -> bool:

@@ -93,6 +93,22 @@ def add_arguments(parser) -> None:
         help="Also fetch hosts that resolve to private, loopback or link-local addresses (off: SSRF guard).",
     )
     g.add_argument(
+        "--ignore-robots",
+        dest="ignore_robots",
+        action="store_true",
+        default=not FetchConfig.obey_robots,
+        help="Do not read robots.txt: fetch every link whatever its rules and Crawl-delay say. Only for sites "
+        "you own or have permission to crawl.",
+    )
+    g.add_argument(
+        "--ignore-robots-for-feeds",
+        dest="ignore_robots_for_feeds",
+        action="store_true",
+        default=not FetchConfig.robots_for_feeds,
+        help="Fetch the feed URLs you gave even where robots.txt disallows them (feeds obey robots.txt by "
+        "default); the linked pages still obey it unless --ignore-robots.",
+    )
+    g.add_argument(
         "--user-agent", dest="user_agent", default=FetchConfig.user_agent, help="User-Agent sent with requests."
     )
     g.add_argument(
@@ -206,6 +222,10 @@ def config_from_options(opts, *, run_date: dt.date, output: str, now: dt.datetim
         per_host_concurrency=per_host,
         per_host_delay_s=per_host_delay,
         allow_private_hosts=bool(opts.allow_private_hosts),
+        obey_robots=not getattr(opts, "ignore_robots", False),
+        robots_for_feeds=not getattr(opts, "ignore_robots_for_feeds", False),
+        # Streaming reads each robots.txt again once per poll interval; a batch run reads it once.
+        robots_ttl_s=poll_interval if _is_streaming(opts) else None,
     )
     return FeedConfig(
         feeds=_unique_feeds(feeds),

@@ -37,7 +37,7 @@ _UTF16_32_BOMS = (
 # FeedEntry turns it into U+FFFD and flags the field.
 BAD_CHAR = "\ufdd0"
 MAX_NAME_CHARS = 120
-_ENTRY_TEXT_FIELDS = ("url", "feed", "source", "title", "published", "author", "summary")
+_ENTRY_TEXT_FIELDS = ("url", "feed", "source", "title", "published", "author", "summary", "updated")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +54,7 @@ class FeedEntry:
     author: str | None = None
     summary: str | None = None
     flags: tuple[str, ...] = ()  # what was repaired on the way in, passed on to RawArticle.flags
+    updated: str | None = None  # the entry's last-modified date; `published` falls back to it when it has no other
 
     def __post_init__(self):
         # Feed text is a stranger's: keys, coders and Parquet need valid Unicode, and the repair is recorded.
@@ -80,6 +81,22 @@ def repair_entry_fields(obj, names) -> tuple[str, ...]:
 
 class FeedUnreadable(Exception):
     """A feed that could not be fetched, or is not a feed."""
+
+
+class FeedRefused(Exception):
+    """A feed URL robots.txt keeps us from requesting: `reason` is robots_disallowed or robots_unavailable."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+class FeedUnchanged(Exception):
+    """The server answered 304 to a conditional feed request: same entries as the last time it was read."""
+
+    def __init__(self, page: Page):
+        super().__init__(f"{page.url} not modified")
+        self.page = page
 
 
 def _ref_value(ref: bytes) -> int:
@@ -200,7 +217,12 @@ def parse_feed(
             title = (_clean(e.get("title")) or "").replace(BAD_CHAR, REPLACEMENT)
             rejects.append(Reject.of(ref, STAGE, "no_link", "feed entry has no link", title))
             continue
-        published = e.get("published_parsed") or e.get("updated_parsed")
+        # An entry with only an updated date (common in Atom) is still dated by it; `updated` keeps it apart too.
+        parsed = e.get("published_parsed") or e.get("updated_parsed")
+        published = (_iso(parsed) if parsed else None) or _clean(e.get("published") or e.get("updated"))
+        # dict.get: feedparser's own get() answers `updated` with the published date when the entry has none.
+        updated_parsed = dict.get(e, "updated_parsed")
+        updated = (_iso(updated_parsed) if updated_parsed else None) or _clean(dict.get(e, "updated"))
         entries.append(
             FeedEntry(
                 url=canonical_url(link) or link,
@@ -209,24 +231,44 @@ def parse_feed(
                 entry_index=i,
                 source=source,
                 title=_clean(e.get("title"), 1000),
-                published=(_iso(published) if published else None) or _clean(e.get("published") or e.get("updated")),
+                published=published,
                 author=_clean(e.get("author"), 300),
                 summary=_entry_summary(e),
+                updated=updated,
             )
         )
     return entries, rejects, bozo
 
 
-def load_feed(location: str, fetcher: Fetcher | None, max_bytes: int) -> tuple[bytes, str | None, str | None]:
-    """(bytes, base URL, content type) of a feed given by URL or by the user's own local/remote file path."""
+def fetch_feed_page(location: str, fetcher: Fetcher, robots=None, validators=None) -> Page:
+    """GET a feed URL: asks `robots` (a RobotsCache, or None to skip) first, conditionally with `validators`.
+    Raises FeedRefused, FeedUnchanged (304) or FeedUnreadable."""
+    if robots is not None:
+        verdict = robots.verdict(location)
+        if verdict is not None:
+            raise FeedRefused(*verdict)
+    try:
+        page: Page = fetcher.get(location, html_only=False, accept=FEED_ACCEPT, validators=validators)
+    except FetchError as e:
+        raise FeedUnreadable(f"{e.reason}: {e.detail}") from None
+    if page.unchanged:
+        raise FeedUnchanged(page)
+    return page
+
+
+def load_feed(
+    location: str, fetcher: Fetcher | None, max_bytes: int, *, robots=None, validators=None, fetched: list | None = None
+) -> tuple[bytes, str | None, str | None]:
+    """(bytes, base URL, content type) of a feed given by URL or by the user's own local/remote file path.
+
+    A feed fetched over HTTP is appended to `fetched` (its Page, for the fetch state)."""
     scheme = location_scheme(location)
     if scheme in ("http", "https"):
         if fetcher is None:
             raise FeedUnreadable("no HTTP client")
-        try:
-            page: Page = fetcher.get(location, html_only=False, accept=FEED_ACCEPT)
-        except FetchError as e:
-            raise FeedUnreadable(f"{e.reason}: {e.detail}") from None
+        page = fetch_feed_page(location, fetcher, robots, validators)
+        if fetched is not None:
+            fetched.append(page)
         ctype = page.content_type + (f"; charset={page.charset}" if page.charset else "")
         return page.body, page.final_url, ctype or None
     if scheme == "file":
@@ -258,15 +300,36 @@ def check_regular_file(path: str) -> None:
         raise FeedUnreadable(f"cannot read {path}: not a regular file")
 
 
-def read_feed(location: str, name: str | None, index: int, fetcher: Fetcher | None, cfg: FeedConfig):
-    """One feed -> (entries, rejects); an unreadable feed is one `feed_unreadable` reject."""
+def read_feed(
+    location: str,
+    name: str | None,
+    index: int,
+    fetcher: Fetcher | None,
+    cfg: FeedConfig,
+    *,
+    robots=None,
+    validators=None,
+    fetched: list | None = None,
+):
+    """One feed -> (entries, rejects); an unreadable feed is one `feed_unreadable` reject, one robots.txt keeps
+    us from is a `robots_disallowed`/`robots_unavailable` reject, and an unchanged one (304) is neither: no
+    entries, counted in `feeds.unchanged`. The Page of an HTTP feed answered 200 or 304 is appended to `fetched`."""
     try:
-        data, base, ctype = load_feed(location, fetcher, cfg.fetch.max_body_bytes)
+        data, base, ctype = load_feed(
+            location, fetcher, cfg.fetch.max_body_bytes, robots=robots, validators=validators, fetched=fetched
+        )
         entries, rejects, bozo = parse_feed(
             data, location=location, index=index, name=name, base_url=base, content_type=ctype
         )
     except FeedUnreadable as e:
         return [], [Reject.of(location, STAGE, "feed_unreadable", str(e))]
+    except FeedRefused as e:
+        return [], [Reject.of(location, STAGE, e.reason, e.detail)]
+    except FeedUnchanged as e:
+        if fetched is not None:
+            fetched.append(e.page)
+        count("feeds.unchanged")
+        return [], []
     if bozo:
         count(f"feeds.bozo.{bozo}")
     count("feeds.read")

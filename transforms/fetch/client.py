@@ -141,9 +141,7 @@ class Fetcher:
             timeout = (min(cfg.connect_timeout_s, remaining), min(cfg.read_timeout_s, remaining))
             retry_after = None
             try:
-                resp = self._session.get(
-                    url, stream=True, allow_redirects=False, timeout=timeout, headers=headers
-                )
+                resp = self._session.get(url, stream=True, allow_redirects=False, timeout=timeout, headers=headers)
             except requests.exceptions.RequestException as e:
                 # Once the deadline has shut the socket, whatever error that caused is the deadline's.
                 if watch.fired:

@@ -32,6 +32,9 @@ class FetchConfig:
     obey_robots: bool = True  # robots.txt rules and Crawl-delay (--ignore-robots turns it off)
     robots_for_feeds: bool = True  # feed URLs obey robots.txt too (--ignore-robots-for-feeds turns it off)
     robots_ttl_s: float | None = None  # how long a robots.txt is trusted; None: the whole run (streaming: a poll)
+    # Set per run: the DoFns of one run in one worker process share their robots.txt cache (feeds and pages read
+    # each robots.txt once). Empty: each DoFn instance has its own.
+    robots_scope: str = ""
 
 
 class FetchError(Exception):

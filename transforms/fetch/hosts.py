@@ -24,6 +24,11 @@ class HostGate:
         self.in_flight = 0
         self.max_in_flight = 0
 
+    def set_delay(self, delay_s: float) -> None:
+        """Change the gap between request starts (a Crawl-delay learnt from robots.txt); applies to the next start."""
+        with self._lock:
+            self._delay = delay_s
+
     def __enter__(self):
         self._slots.acquire()
         with self._lock:
@@ -52,7 +57,8 @@ def fetch_all(
     done: queue.Queue,
     tag=None,
 ) -> int:
-    """Run `work(link)` for each of one host's links on `workers` pool threads behind `gate`.
+    """Run `work(link)` for each of one host's links on `workers` pool threads behind `gate` (None: `work`
+    passes the gate itself, to decide about a link before it takes a slot).
 
     Results go to `done` as (tag, link, result); returns the number of links submitted.
     """
@@ -67,8 +73,11 @@ def fetch_all(
                     return
                 link = todo.popleft()
             try:
-                with gate:
+                if gate is None:
                     result = work(link)
+                else:
+                    with gate:
+                        result = work(link)
             except BaseException as e:  # noqa: BLE001 - a worker thread must report every link, whatever happens
                 result = FetchError("internal_error", f"{type(e).__name__}: {short(e)}")
             done.put((tag, link, result))

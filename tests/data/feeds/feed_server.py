@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import pathlib
 import random
 import re
@@ -75,8 +76,23 @@ def stream_feed(base: str, n_items: int) -> str:
 class FeedServer:
     """Start with `with FeedServer() as server:`; `server.base` is its http://127.0.0.1:PORT URL."""
 
-    def __init__(self, slow_s: float = 3.0, page_delay_s: float = 0.0, stream_start: int = 2, stream_step: int = 2):
+    def __init__(
+        self,
+        slow_s: float = 3.0,
+        page_delay_s: float = 0.0,
+        stream_start: int = 2,
+        stream_step: int = 2,
+        robots: str | None = None,
+        robots_status: int = 404,
+        conditional: bool = False,
+    ):
         self.slow_s = slow_s
+        # /robots.txt: `robots` with status 200 when given, else a plain `robots_status` answer (404: none).
+        self.robots = robots
+        self.robots_status = 200 if robots is not None else robots_status
+        # With `conditional`, 200 answers carry an ETag and Last-Modified, and a matching If-None-Match gets 304.
+        self.conditional = conditional
+        self.requests: list[tuple[str, dict]] = []  # (path, request headers) of every GET, in arrival order
         self.page_delay_s = page_delay_s
         self.stream_start, self.stream_step = stream_start, stream_step
         self.hits: collections.Counter = collections.Counter()
@@ -101,6 +117,7 @@ class FeedServer:
                 host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
                 with server._lock:
                     server.hits[self.path] += 1
+                    server.requests.append((self.path, dict(self.headers.items())))
                     hit = server.hits[self.path]
                     server.in_flight[host] += 1
                     server.max_in_flight[host] = max(server.max_in_flight[host], server.in_flight[host])
@@ -148,8 +165,13 @@ class FeedServer:
 
     # -- routing --------------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _send(h, status: int, body: bytes = b"", ctype: str | None = "text/html; charset=utf-8", headers=None):
+    def _send(self, h, status: int, body: bytes = b"", ctype: str | None = "text/html; charset=utf-8", headers=None):
+        if self.conditional and status == 200:
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            headers = {**(headers or {}), "ETag": etag, "Last-Modified": "Mon, 24 Mar 2025 10:00:00 GMT"}
+            if h.headers.get("If-None-Match") == etag:
+                status, body, ctype = 304, b"", None
+                headers = {"ETag": etag}
         h.send_response(status)
         if ctype:
             h.send_header("Content-Type", ctype)
@@ -164,6 +186,10 @@ class FeedServer:
 
     def _route(self, h, hit: int) -> None:
         path = h.path.split("?", 1)[0]
+        if path == "/robots.txt" and self.robots_status != 404:
+            if self.robots_status != 200:
+                return self._send(h, self.robots_status, b"robots unavailable", "text/plain")
+            return self._send(h, 200, self.robots.encode("utf-8"), "text/plain")
         if path.startswith("/feeds/") and (FEEDS / path[7:]).is_file():
             ctype = "application/atom+xml" if path.endswith("atom.xml") else "application/rss+xml; charset=utf-8"
             return self._send(h, 200, self.feed_text(path[7:]).encode("utf-8"), ctype)
