@@ -86,3 +86,16 @@ def test_empty_run_still_commits(tmp_path):
     manifest = _write(tmp_path, [])
     assert manifest["counts"] == {"records_read": 0}
     assert _files(tmp_path) == []
+
+
+def test_a_rerun_replaces_the_dates_files_in_every_dataset_even_those_it_does_not_produce(tmp_path):
+    # A feed run left fetch state for the date; a rerun from files alone must not leave it behind, or the next day
+    # would be told that pages no longer in this date's output are unchanged.
+    stale = tmp_path / "fetch_state" / f"run_date={RUN.isoformat()}" / f"part-{RUN.isoformat()}-00000.parquet"
+    other_day = tmp_path / "fetch_state" / "run_date=2026-11-22" / "part-2026-11-22-00000.parquet"
+    for path in (stale, other_day):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"PAR1")
+    _write(tmp_path, [_art("/in/a.txt", "Body.")])
+    assert not stale.exists()
+    assert other_day.exists()

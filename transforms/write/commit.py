@@ -76,7 +76,9 @@ def commit(cfg: WriteConfig, datasets: Iterable[str], entries: Iterable[dict]) -
     dsts = [FileSystems.join(cfg.output, e["rel"]) for e in files]
     for parent in sorted({d.rsplit("/", 1)[0] for d in dsts}):
         ensure_dir(parent)
-    previous = committed_files(cfg, datasets)
+    # Every dataset, not only those this run produced: a rerun without feeds must not leave the date's old
+    # fetch state behind, which would tell the next day that pages no longer in the output are unchanged.
+    previous = committed_files(cfg, KNOWN_DATASETS)
     if not files and previous and counts.get("records_read", 0) == 0 and not cfg.allow_empty:
         # A glob that matched nothing, an unmounted folder, a feed that answered empty: never a reason to wipe a day.
         refusal = {"run_date": cfg.run_tag, "kept_files": len(previous), "counts": counts}
