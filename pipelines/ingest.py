@@ -51,6 +51,29 @@ def _listing_order(row: dict) -> tuple:
     return row["expected"] == row["records"] + row["rejects"], row["path"]
 
 
+class FirstFiles(beam.CombineFn):
+    """The first `n` file rows in listing order, holding at most 2n rows at any time."""
+
+    def __init__(self, n: int):
+        self._n = n
+
+    def create_accumulator(self):
+        return []
+
+    def _trim(self, rows: list) -> list:
+        return sorted(rows, key=_listing_order)[: self._n] if len(rows) > 2 * self._n else rows
+
+    def add_input(self, acc, row):
+        acc.append(row)
+        return self._trim(acc)
+
+    def merge_accumulators(self, accumulators):
+        return self._trim([row for acc in accumulators for row in acc])
+
+    def extract_output(self, acc):
+        return sorted(acc, key=_listing_order)[: self._n]
+
+
 def _has_rejects_or_is_unbalanced(tally: FileTally) -> bool:
     return bool(tally.rejects) or not tally.balanced
 
@@ -78,8 +101,9 @@ def _input_counts(p: beam.Pipeline, files: dict | None, feeds: dict | None) -> d
             tallies
             | "FilesWithRejects" >> beam.Filter(_has_rejects_or_is_unbalanced)
             | "TallyRows" >> beam.Map(_tally_row)
-            # A bounded heap, not a list of every file: a day of many bad files must not fill one worker.
-            | "FirstFiles" >> beam.combiners.Top.Smallest(MAX_LISTED_FILES, key=_listing_order)
+            # Bounded, not a list of every file: a day of many bad files must not fill one worker. (Not Top.Smallest:
+            # it emits from finish_bundle, which Beam's DaskRunner drops.)
+            | "FirstFiles" >> beam.CombineGlobally(FirstFiles(MAX_LISTED_FILES))
         )
     if feeds is not None:
         counts.update(page_counts(feeds["page_state"]))

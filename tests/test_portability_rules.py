@@ -32,6 +32,8 @@ def test_no_batch_elements_and_no_emitting_finish_bundle(path):
     names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert "BatchElements" not in names, f"{path}: use transforms.portable.Batch"
+    # combiners.Top runs a DoFn that emits from finish_bundle: on Dask it silently gives nothing.
+    assert "Top" not in names, f"{path}: combiners.Top loses its output on Dask; use a CombineFn"
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == "finish_bundle":
             emits = [n for n in ast.walk(node) if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Return)) and n.value]

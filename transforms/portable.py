@@ -3,8 +3,8 @@
 Rules (enforced by tests/test_portability_rules.py across the code):
 - multi-output ParDos go through `TaggedParDo` (or a DoFn that yields (tag, value) pairs split by `split_tagged`),
   never `.with_outputs()`: Beam's DaskRunner hands every output of a multi-output ParDo to every consumer;
-- batches come from `Batch`, never `BatchElements`, and no DoFn emits from `finish_bundle`: the DaskRunner drops
-  what finish_bundle emits.
+- batches come from `Batch`, never `BatchElements`, no DoFn emits from `finish_bundle`, and no `combiners.Top`
+  (its per-bundle DoFn emits there): the DaskRunner drops what finish_bundle emits.
 A side input computed from a shuffle used to fail on Dask ("Could not serialize _HLGExprSequence"); with Beam
 2.77 it works (tests/pipelines/test_runners.py keeps a Dask test of it), so that rule was dropped.
 """

@@ -284,3 +284,23 @@ def test_a_reader_that_closes_the_pipe_early_does_not_fail_a_committed_run(tmp_p
     assert proc.returncode == 0, err.decode()
     assert b"BrokenPipe" not in err
     assert read_dataset(tmp_path / "out", "articles").num_rows == 1
+
+
+def test_first_files_keeps_the_unbalanced_then_the_first_paths_within_bounds():
+    from pipelines.ingest import FirstFiles
+
+    rows = [{"path": f"/in/{i:03d}.jsonl", "expected": 2, "records": 1, "rejects": 1} for i in range(50)]
+    rows.append({"path": "/in/zzz.jsonl", "expected": 3, "records": 1, "rejects": 1})  # lost a record
+    fn = FirstFiles(5)
+    halves = [fn.create_accumulator(), fn.create_accumulator()]
+    for i, row in enumerate(rows):
+        halves[i % 2] = fn.add_input(halves[i % 2], row)
+        assert len(halves[i % 2]) <= 10
+    out = fn.extract_output(fn.merge_accumulators(halves))
+    assert [r["path"] for r in out] == [
+        "/in/zzz.jsonl",
+        "/in/000.jsonl",
+        "/in/001.jsonl",
+        "/in/002.jsonl",
+        "/in/003.jsonl",
+    ]
