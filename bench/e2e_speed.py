@@ -25,24 +25,9 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+from proctree import tree_rss_bytes  # noqa: E402 - the bench folder is not a package
 
 TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
-
-
-def _tree_rss_mb(proc) -> float:
-    import psutil
-
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total / 2**20
 
 
 def run_cli(inputs: str, out: pathlib.Path, extra: list[str]) -> tuple[float, float]:
@@ -55,7 +40,7 @@ def run_cli(inputs: str, out: pathlib.Path, extra: list[str]) -> tuple[float, fl
     proc = psutil.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0.0
     while proc.poll() is None:
-        peak = max(peak, _tree_rss_mb(proc))
+        peak = max(peak, tree_rss_bytes(proc.pid) / 2**20)
         time.sleep(0.2)
     wall = time.monotonic() - start
     if proc.returncode != 0:

@@ -17,12 +17,12 @@ import tempfile
 import threading
 import time
 
-import psutil
 import pyarrow.dataset as pads
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from make_corpus import _sentences, article  # noqa: E402 - the bench folder is not a package
+from proctree import tree_rss_bytes  # noqa: E402
 
 RUN_DATE = "2026-12-01"
 SOURCES = ("reuters.com", "apnews.com", "bbc.co.uk", "dw.com", "lemonde.fr", "elpais.com")
@@ -187,20 +187,8 @@ def run_cli(corpus: pathlib.Path, out: pathlib.Path, extra: list[str]) -> tuple[
     peak, done = [0], threading.Event()
 
     def poll() -> None:
-        # Summed over the tree: the runner and the extraction workers it starts.
-        root = psutil.Process(proc.pid)
         while not done.is_set():
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return
-            total = 0
-            for p in procs:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            peak[0] = max(peak[0], total)
+            peak[0] = max(peak[0], tree_rss_bytes(proc.pid))
             done.wait(0.1)
 
     watcher = threading.Thread(target=poll, daemon=True)
