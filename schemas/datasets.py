@@ -22,6 +22,8 @@ ENTITY_TYPE = pa.list_(
             ("start", pa.int32()),
             ("end", pa.int32()),
             ("canonical", pa.string()),
+            ("model_label", pa.string()),
+            ("entity_id", pa.string()),
         ]
     )
 )
@@ -77,6 +79,7 @@ ENTITIES = pa.schema(
         ("source", pa.string()),
         ("entity", pa.string()),
         ("label", pa.string()),
+        ("entity_id", pa.string()),
         ("mentions", pa.int32()),
         ("first_offset", pa.int32()),
         ("run_date", pa.date32()),
@@ -181,13 +184,14 @@ def duplicate_row(d: Duplicate, run_date: dt.date, ingested_at: dt.datetime) -> 
 
 def entity_rows(a: Article, run_date: dt.date) -> Iterator[tuple[dt.date, dict[str, Any]]]:
     """One row per (article, canonical entity, label), in first-mention order."""
-    agg: dict[tuple[str, str], list[int]] = {}
+    agg: dict[tuple[str, str], list] = {}
     for m in a.entities:
-        count_first = agg.setdefault((m.canonical, m.label), [0, m.start])
-        count_first[0] += 1
-        count_first[1] = min(count_first[1], m.start)
+        count_first_id = agg.setdefault((m.canonical, m.label), [0, m.start, None])
+        count_first_id[0] += 1
+        count_first_id[1] = min(count_first_id[1], m.start)
+        count_first_id[2] = count_first_id[2] or m.entity_id
     part = _date(a.published_at, run_date)
-    for (entity, label), (mentions, first) in sorted(agg.items(), key=lambda kv: (kv[1][1], kv[0])):
+    for (entity, label), (mentions, first, entity_id) in sorted(agg.items(), key=lambda kv: (kv[1][1], kv[0])):
         yield (
             part,
             {
@@ -195,6 +199,7 @@ def entity_rows(a: Article, run_date: dt.date) -> Iterator[tuple[dt.date, dict[s
                 "source": a.source,
                 "entity": entity,
                 "label": label,
+                "entity_id": entity_id,
                 "mentions": mentions,
                 "first_offset": first,
                 "run_date": run_date,

@@ -102,6 +102,8 @@ class EntityMention:
     start: int
     end: int
     canonical: str
+    model_label: str = ""  # the model's own label (fr: PER, MISC); `label` is the common one (entities/labels.py)
+    entity_id: str | None = None  # a stable id when a gazetteer knows the entity: "iso3166-1:FR", "geonames:2988507"
 
 
 @dataclasses.dataclass(frozen=True)
