@@ -62,6 +62,14 @@ def _source_rows(report: dict) -> list[list[Cell]]:
     ]
 
 
+def _language_rows(report: dict) -> list[list[Cell]]:
+    n_articles = report["counts"]["articles"] or 0
+    return [
+        [Cell(r["language"]), Cell(_thousands(r["articles"]), True), Cell(_pct(rate(r["articles"], n_articles)), True)]
+        for r in (report.get("articles_per_language") or [])[:TOP_TABLE_ROWS]
+    ]
+
+
 _METRICS = {
     "extraction_failure_rate": "extraction failure rate",
     "missing_date_rate": "missing-date rate",
@@ -212,6 +220,7 @@ def render_html(report: dict) -> str:
             reject_alert=(report["reject_rate"] or 0) > REJECT_ALERT_RATE,
             figures=figures(report),
             source_rows=_source_rows(report),
+            language_rows=_language_rows(report),
             health_rows=_health_rows(report),
             drift_items=_drift_items(report),
             removed_rows=_removed_rows(report),

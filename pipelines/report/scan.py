@@ -62,17 +62,22 @@ def _count_removed(column: pa.ChunkedArray, lines: Counter, articles_with: Count
 
 
 def article_stats(output: str, files: list[dict]) -> dict:
-    """Articles per source and published date, duplicate cluster sizes and lines removed per cleaning rule."""
+    """Articles per source, language and published date, duplicate cluster sizes and lines removed per rule."""
     per_source: Counter = Counter()
+    per_language: Counter = Counter()
     per_date: Counter = Counter()
     lines: Counter = Counter()
     articles_with: Counter = Counter()
     clusters: Counter = Counter()
     for f in files:
-        table = _read(output, f["path"], ["source", "duplicate_count", "removed.rule_id"])
+        table = _read(output, f["path"], ["source", "language", "duplicate_count", "removed.rule_id"])
         per_date[_partition_date(f["path"]) or "unknown"] += table.num_rows
         if "source" in table.column_names:
             per_source.update(_value_counts(table.column("source"), null_as="unknown"))
+        if "language" in table.column_names:
+            per_language.update(_value_counts(table.column("language"), null_as="und"))
+        else:
+            per_language["und"] += table.num_rows
         if "duplicate_count" in table.column_names:
             sizes = pc.add(pc.fill_null(table.column("duplicate_count"), 0), 1)
             clusters.update(_value_counts(sizes))
@@ -85,6 +90,10 @@ def article_stats(output: str, files: list[dict]) -> dict:
             {"source": s, "articles": n} for s, n in sorted(per_source.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "articles_per_published_date": [{"date": d, "articles": n} for d, n in sorted(per_date.items())],
+        "articles_per_language": [
+            {"language": lang, "articles": n}
+            for lang, n in sorted(per_language.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
         "cluster_sizes": [{"size": int(s), "clusters": n} for s, n in sorted(clusters.items())],
         "removed_lines": sum(lines.values()),
         "removed_by_rule": [

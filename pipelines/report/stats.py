@@ -28,6 +28,8 @@ report.json keys (stable; a key is added, never renamed; `null` means "not produ
   in one article counts once, so the ranking is "who was in the news", not "who was named most often"
 - `articles_per_source`: `[{"source", "articles"}]`, most articles first (all sources)
 - `articles_per_published_date`: `[{"date", "articles"}]` ascending, the Hive partition of each articles file
+- `articles_per_language`: `[{"language", "articles"}]`, most articles first; `language` is an ISO 639-1 code or
+  "und" (too short to tell; also files written before languages were detected)
 - `warnings` (list of str): things to look at although the run succeeded (an input glob that matched nothing,
   repaired Unicode, files under --output skipped, truncated NER, unreadable stored signatures, ...)
 - `files_with_rejects` (list|null): per input file that produced rejects or did not balance, up to 200,
@@ -191,6 +193,7 @@ def build_report(
         "top_entities": entities,
         "articles_per_source": None if articles is None else articles["articles_per_source"],
         "articles_per_published_date": None if articles is None else articles["articles_per_published_date"],
+        "articles_per_language": None if articles is None else articles["articles_per_language"],
         "sample_rejects": samples,
         "files_with_rejects": manifest.get("counts", {}).get("files_with_rejects"),
         "sources": sources,

@@ -70,6 +70,7 @@ def synthetic_run(
             removed=tuple(Removed(rule_id=r, text=f"line {r}") for r in rng.sample(RULES, rng.randint(0, 3))),
             duplicate_count=rng.choice((0, 0, 0, 1, 2, 4)),
             entities=mentions,
+            language=rng.choice(("en", "en", "fr", "de", "und", None)),
         )
         if "articles" in datasets:
             part, row = ds.article_row(a, run_date, at)
@@ -144,6 +145,10 @@ def _reference(out, run_date: dt.date) -> dict:
             "GROUP BY 1 ORDER BY 1",
             d,
         ),
+        "per_language": sorted(
+            _sql(f"SELECT coalesce(language, 'und'), count(*) FROM {arts} WHERE run_date = ?::DATE GROUP BY 1", d),
+            key=lambda r: (-r[1], r[0]),
+        ),
         "clusters": _sql(
             f"SELECT coalesce(duplicate_count, 0) + 1, count(*) FROM {arts} WHERE run_date = ?::DATE GROUP BY 1 "
             "ORDER BY 1",
@@ -184,6 +189,7 @@ def _check_against_duckdb(report: dict, out, run_date: dt.date) -> dict:
     assert c["rejected_by_reason"] == ref["rejects"]
     assert [(r["source"], r["articles"]) for r in report["articles_per_source"]] == ref["per_source"]
     assert [(r["date"], r["articles"]) for r in report["articles_per_published_date"]] == ref["per_date"]
+    assert [(r["language"], r["articles"]) for r in report["articles_per_language"]] == ref["per_language"]
     assert [(r["size"], r["clusters"]) for r in report["cluster_sizes"]] == ref["clusters"]
     assert [(r["rule_id"], r["lines"], r["articles"]) for r in report["removed_by_rule"]] == ref["removed"]
     assert report["removed_lines"] == sum(r[1] for r in ref["removed"])
@@ -300,6 +306,9 @@ def test_html_is_self_contained_escaped_and_deterministic(tmp_path):
     for key, *_ in rp.CHARTS:
         assert f'id="chart-{key}"' in page
     assert page.count("<svg") == len(rp.CHARTS)
+    languages = page.split('id="languages"', 1)[1].split("</table>", 1)[0]
+    for row in report["articles_per_language"]:
+        assert f"<td>{row['language']}</td>" in languages
 
 
 class _Text(html.parser.HTMLParser):
