@@ -137,7 +137,7 @@ def main() -> None:
     ap.add_argument("n", type=int, nargs="?", default=2000, help="articles (default 2000)")
     ap.add_argument("--words", type=int, default=600, help="words per article (default 600)")
     ap.add_argument("--batch-size", type=int, default=E.EntityConfig.batch_size)
-    ap.add_argument("--gazetteer", default=E.DEFAULT_GAZETTEER, help="patterns file, or 'none'")
+    ap.add_argument("--gazetteer", default=E.DEFAULT_GAZETTEER, help="'builtin' (default), a patterns file, or 'none'")
     ap.add_argument("--only", default="abcd", help="which measurements to run, e.g. 'ab' (default abcd)")
     ap.add_argument("--in-process", action="store_true", help="also time annotate() in one process (a')")
     ap.add_argument("--runinference", action="store_true", help="also time (b) with RunInference instead")

@@ -7,16 +7,25 @@ import dataclasses
 import datetime as dt
 
 from transforms.clean.rules import load_rules
+from transforms.language.config import LanguageConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class CleanConfig:
-    """Clean-stage settings."""
+    """Clean-stage settings.
+
+    Languages the rules cover: the packaged rules are English phrasings except where a rule says otherwise (its
+    `languages:` key in transforms/data/boilerplate_rules.yaml: separators, links, handles, copyright signs and
+    tracking ids are language-neutral; `engagement.read_also_intl` has de, fr, es, pt, it, ru, uk). The learned
+    repeated-line rule works for every language and script (spaceless CJK and Thai included, see learn_key).
+    """
 
     min_articles_for_learned: int = 3  # 0 turns the learned rule off
     extra_rules: str | None = None  # path given with --clean-rules, for messages
     extra_rules_yaml: str | None = None  # its content, read once so that workers need no access to the file
     now: dt.datetime | None = None  # anchor of relative datelines ("Updated 3 hours ago")
+    # Every article leaving the stage gets its language, detected on the cleaned text (transforms/language).
+    language: LanguageConfig = LanguageConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ _SCOPES = ("line", "block", "prefix", "inline")
 _PREFIX_HEAD = 160  # a prefix rule's needle must lie within this many characters of the line start
 _METAS = (None, "agency", "tags", "sources")
 _DEFAULT_MAX_CHARS = 300
+_LANGUAGE = re.compile(r"[a-z]{2}|any")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Rule:
     floating: tuple[tuple[re.Pattern, tuple[str, ...]], ...] = ()
     case_sensitive: bool = False
     anchored: tuple[str, ...] = ()  # the sources of `regex`'s alternatives
+    languages: tuple[str, ...] = ()  # whose phrasing it matches (ISO 639-1, "any" = language-neutral); () unsaid
 
     def fullmatch(self, core: str, low: str) -> re.Match | None:
         if self.regex is not None:
@@ -127,6 +129,13 @@ class Rules:
         rules would otherwise scan every paragraph."""
         return frozenset(n for n in self._needles if n in low_text)
 
+    def coverage(self) -> dict[str, tuple[str, ...]]:
+        """Family -> the languages its rules declare ("any": language-neutral patterns), sorted."""
+        found: dict[str, set[str]] = {}
+        for r in self.block + self.line + self.menu + self.prefix + self.inline:
+            found.setdefault(r.family, set()).update(r.languages)
+        return {family: tuple(sorted(langs)) for family, langs in sorted(found.items())}
+
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.block + self.line + self.menu + self.prefix + self.inline)
@@ -189,6 +198,11 @@ def _check(spec: dict, scope: str, where: str) -> None:
     for option in ("fills_gap", "takes_line_above"):
         if spec.get(option) and scope != "line":
             raise ValueError(f"{where}: {option} works with line scope only")
+    languages = spec.get("languages")
+    if languages is not None and (
+        not isinstance(languages, list) or not all(_LANGUAGE.fullmatch(str(x)) for x in languages)
+    ):
+        raise ValueError(f"{where}: languages must be a list of ISO 639-1 codes or 'any', like [en, fr]")
 
 
 def _patterns(spec: dict, placeholders: dict, where: str) -> tuple[list[str], list[tuple[str, tuple[str, ...]]]]:
@@ -237,6 +251,7 @@ def _rule(spec: dict, rid, scope: str, placeholders: dict, where: str) -> Rule:
         floating=floats,
         case_sensitive=bool(spec.get("case_sensitive")),
         anchored=tuple(anchored),
+        languages=tuple(str(x) for x in spec.get("languages") or ()),
     )
 
 

@@ -7,7 +7,7 @@ import re
 import unicodedata
 
 WS = re.compile(r"\s+")
-QUOTE_OPEN = ("“", '"', "‘", "'", "«", "„", "‹", "「", "»")
+QUOTE_OPEN = ("“", '"', "‘", "'", "«", "„", "‹", "「", "『", "〝", "»")
 CLOSERS = "\"'”’»›)] "  # what may follow a line's last word: quotes, brackets, a space
 
 _NEWLINES = re.compile(r"\r\n|[\r\n\u2028\u2029\x0b\x0c]")
@@ -89,6 +89,47 @@ def line_core(line: str) -> str:
     return core
 
 
+# Scripts written without spaces between words, and about how many characters one of their words has: a run of
+# them counts as len // n words (Chinese words are 1-2 characters, Japanese a little longer, Thai and its
+# neighbours 4-6). Korean and the RTL scripts (Arabic, Hebrew) put spaces between words like Latin.
+_SPACELESS = (
+    ("\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f", 2),  # kana, CJK ideographs
+    ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff", 4),  # Thai, Lao, Myanmar, Khmer
+)
+_SPACELESS_RUNS = tuple((re.compile(f"[{chars}]+"), n) for chars, n in _SPACELESS)
+_ANY_SPACELESS = re.compile("[" + "".join(chars for chars, _ in _SPACELESS) + "]")
+# Invisible marks that copies of one line may or may not carry: bidi controls (RTL text), the Arabic tatweel
+# (justification), besides the zero-width characters split_lines already drops.
+_KEY_INVISIBLE = re.compile("[\u061c\u0640\u200c-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def word_count(line: str) -> int:
+    """Words in a line, in any script: spaces separate them, and spaceless scripts count by characters."""
+    if line.isascii() or not _ANY_SPACELESS.search(line):
+        return len(line.split())
+    words = 0
+    for token in line.split():
+        found = 0
+        for run, per_word in _SPACELESS_RUNS:
+            for m in run.finditer(token):
+                found += max(1, len(m.group(0)) // per_word)
+        # The token's other letters (Latin words, numbers glued to CJK) count as one word more.
+        rest = token
+        if found:
+            for run, _ in _SPACELESS_RUNS:
+                rest = run.sub(" ", rest)
+            found += sum(1 for part in rest.split() if any(ch.isalnum() for ch in part))
+        words += found or 1
+    return words
+
+
+def display_width(line: str) -> int:
+    """Characters of a line, wide East Asian ones counting two (a 15-character rule means the same in CJK)."""
+    if line.isascii():
+        return len(line)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
+
+
 def learn_key(line: str) -> str | None:
     """The key a normalised line is counted under for learned boilerplate, or None if it may not be learned.
 
@@ -96,10 +137,18 @@ def learn_key(line: str) -> str | None:
     source are mostly its section subheadings ("Analysis", "Key points") or common words, which are content,
     while the short widget words that are boilerplate already have named rules. Lines that open with a
     quotation mark are never learned: an outlet's follow-up stories re-run the same quote, and it is content.
+    Every script is measured alike: words of spaceless scripts (Chinese, Japanese, Thai) are counted from their
+    characters, wide characters count two towards the length, and the key ignores case, compatibility forms
+    (full-width Latin, Arabic presentation forms) and invisible bidi marks.
     """
-    if len(line) < 15 or len(line) > 1000 or line.startswith(QUOTE_OPEN) or len(line.split()) < 3:
+    if len(line) > 1000 or line.startswith(QUOTE_OPEN) or word_count(line) < 3:
         return None
-    return hashlib.blake2b(WS.sub(" ", line.casefold()).strip().encode("utf-8"), digest_size=8).hexdigest()
+    if len(line) < 15 and display_width(line) < 15:
+        return None
+    key = line
+    if not key.isascii():
+        key = unicodedata.normalize("NFKC", _KEY_INVISIBLE.sub("", key))
+    return hashlib.blake2b(WS.sub(" ", key.casefold()).strip().encode("utf-8"), digest_size=8).hexdigest()
 
 
 def learnable_keys(text: str) -> frozenset[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
@@ -12,6 +13,7 @@ from transforms.clean.config import CleanConfig
 from transforms.clean.rules import Rules, load_rules
 from transforms.clean.text import learnable_keys
 from transforms.common import count, reject, run_guarded
+from transforms.language.detect import HINT_SHORT, HINT_TIE, OVERRIDDEN, Ranker, detect_language, load_ranker
 
 STAGE = "clean"
 
@@ -81,14 +83,17 @@ class _LearnRepeatedLines(beam.PTransform):
 
 
 class _CleanFn(beam.DoFn):
-    """Article -> cleaned Article, or a reject when nothing is left of it; counts removals by rule family."""
+    """Article -> cleaned Article with its language, or a reject when nothing is left of it; counts removals by
+    rule family and languages."""
 
     def __init__(self, cfg: CleanConfig):
         self._cfg = cfg
         self._rules: Rules | None = None
+        self._ranker: Ranker | None = None
 
     def setup(self):
         self._rules = load_rules(self._cfg.extra_rules_yaml, self._cfg.extra_rules or "extra rules")
+        self._ranker = load_ranker()  # once per process (lru_cache): some runners call setup() per bundle
 
     def process(self, article: Article, learned: Mapping[str, frozenset] | None = None):
         lines = learned.get(article.source, frozenset()) if learned else frozenset()
@@ -102,7 +107,18 @@ class _CleanFn(beam.DoFn):
             yield reject(article.input_ref, STAGE, "empty_after_clean", detail, article.text)
             return
         count("clean.articles")
-        yield cleaned
+        yield with_language(cleaned, article.language, self._ranker, self._cfg)
+
+
+def with_language(article: Article, hint: str | None, ranker: Ranker, cfg: CleanConfig) -> Article:
+    """The article with its language detected on its cleaned text, `hint` (the metadata language) as a hint."""
+    decision = detect_language(article.text, ranker, hint=hint, title=article.title, cfg=cfg.language)
+    count(f"language.{decision.language}")
+    if decision.how in (HINT_SHORT, HINT_TIE):
+        count("language.from_hint")
+    elif decision.how == OVERRIDDEN:
+        count("language.hint_overridden")
+    return dataclasses.replace(article, language=decision.language)
 
 
 def _family_counts(removed: Iterable[Removed]) -> dict[str, int]:

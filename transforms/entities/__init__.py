@@ -21,11 +21,16 @@ from transforms.entities.gazetteer import (
 )
 from transforms.entities.model import (
     DEFAULT_MODEL,
+    DEFAULT_MODELS,
+    FRENCH_MODEL,
     check_model,
     load_nlp,
     model_dir,
+    model_for_language,
+    model_language,
     model_languages,
     ner_excludes,
+    parse_model_map,
     serves_language,
 )
 from transforms.entities.transform import STAGE, ExtractEntities
@@ -34,6 +39,8 @@ __all__ = [
     "DEFAULT_GAZETTEER",
     "DEFAULT_LABELS",
     "DEFAULT_MODEL",
+    "DEFAULT_MODELS",
+    "FRENCH_MODEL",
     "GAZETTEER_MODES",
     "NAME_LABELS",
     "STAGE",
@@ -50,9 +57,12 @@ __all__ = [
     "gazetteer_patterns",
     "load_nlp",
     "model_dir",
+    "model_for_language",
+    "model_language",
     "model_languages",
     "ner_excludes",
     "ner_part",
+    "parse_model_map",
     "ner_truncated",
     "pipe_batches",
     "read_patterns",

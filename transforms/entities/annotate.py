@@ -7,8 +7,9 @@ import re
 from collections.abc import Sequence
 
 from schemas.elements import Article, EntityMention
-from transforms.entities.canonical import canonicalize
+from transforms.entities.canonical import NO_NAMES, KnownNames, canonicalize
 from transforms.entities.config import EntityConfig
+from transforms.entities.gazetteer import MODEL_ENTS_KEY, known_names
 
 TRUNCATED_FLAG = "ner_truncated"
 _SENTENCE_END = re.compile(r"[.!?…]['\"”’)\]]*\s+")
@@ -78,9 +79,37 @@ def pipe_batches(sizes: Sequence[int], max_items: int, max_chars: int) -> list[t
     return batches
 
 
+def _raw_ents(doc, off: int) -> list[tuple[int, int, str, str, str]]:
+    """(start, end, label, pattern id, the model's own label or "") of a Doc's entities, offset by `off`."""
+    model = doc.user_data.get(MODEL_ENTS_KEY)
+    return [
+        (
+            off + e.start_char,
+            off + e.end_char,
+            e.label_,
+            e.ent_id_,
+            (e.label_ if not e.ent_id_ else "") if model is None else model.get((e.start_char, e.end_char), ""),
+        )
+        for e in doc.ents
+    ]
+
+
+def _known(nlp) -> KnownNames:
+    """The pipeline's gazetteer names (gazetteer.known_names), indexed once per loaded pipeline."""
+    cached = getattr(nlp, "_news_ingest_known", None)
+    if cached is None:
+        cached = KnownNames.of(known_names(nlp)) if hasattr(nlp, "pipe_names") else NO_NAMES
+        try:
+            nlp._news_ingest_known = cached
+        except AttributeError:  # a stand-in object without attributes: index it on each call
+            pass
+    return cached
+
+
 def annotate(nlp, texts: Sequence[str], cfg: EntityConfig = EntityConfig()) -> list[tuple[EntityMention, ...]]:
     """Canonical entity mentions for each text, found in its `ner_part` only (offsets stay those of the text):
-    long texts split into chunks, chunks through nlp.pipe in batches bounded in count and characters.
+    long texts split into chunks, chunks through nlp.pipe in batches bounded in count and characters, then
+    `canonicalize` with the pipeline's gazetteer names.
     """
     max_chars = max(1, min(cfg.chunk_chars, nlp.max_length - 1))
     pieces = [
@@ -90,8 +119,9 @@ def annotate(nlp, texts: Sequence[str], cfg: EntityConfig = EntityConfig()) -> l
     for lo, hi in pipe_batches([len(p) for _, _, p in pieces], cfg.batch_size, cfg.batch_chars):
         docs = nlp.pipe((p for _, _, p in pieces[lo:hi]), batch_size=hi - lo)
         for (i, off, _), doc in zip(pieces[lo:hi], docs, strict=True):
-            raw[i].extend((off + e.start_char, off + e.end_char, e.label_, e.ent_id_) for e in doc.ents)
-    return [canonicalize(t, r, cfg.labels) for t, r in zip(texts, raw, strict=True)]
+            raw[i].extend(_raw_ents(doc, off))
+    known = _known(nlp)
+    return [canonicalize(ner_part(t, cfg.max_chars), r, cfg.labels, known) for t, r in zip(texts, raw, strict=True)]
 
 
 def annotate_each(nlp, texts: Sequence[str], cfg: EntityConfig) -> list[tuple[EntityMention, ...] | Exception]:

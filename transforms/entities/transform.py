@@ -14,55 +14,82 @@ from transforms.common import REJECTS, Batch, TaggedParDo, count, reject
 from transforms.entities.annotate import annotate_each, ner_truncated, with_entities
 from transforms.entities.config import EntityConfig
 from transforms.entities.gazetteer import gazetteer_patterns
-from transforms.entities.model import load_nlp, serves_language
+from transforms.entities.model import load_nlp, model_for_language, primary_language
 
 STAGE = "entities"
 
 
 class _NerBatchFn(beam.DoFn):
-    """list[Article] -> Article with entities (or a reject); the model loads once per DoFn instance."""
+    """list[Article] -> Article with entities by its language's model (or a reject); each model loads once per
+    worker process, when the first article in its language comes."""
 
     def __init__(self, cfg: EntityConfig, patterns: Sequence[dict]):
         self._cfg = cfg
         self._patterns = list(patterns)
-        self._nlp = None
-        self._shared = shared.Shared()
-        self._tag = stable_hash(json.dumps([cfg.model, cfg.gazetteer_mode, self._patterns], sort_keys=True))
+        self._nlps: dict[str, object] = {}
+        # One Shared per model: a Shared holds one object, and acquiring it with another tag would replace it.
+        self._shared = {model: shared.Shared() for _, model in cfg.models}
+        self._tag = stable_hash(json.dumps([cfg.gazetteer_mode, self._patterns], sort_keys=True))
+        self._ranker = None
 
     def setup(self):
-        cfg, patterns = self._cfg, self._patterns
-        # One model per worker process: some runners (Dask) call setup() for every bundle.
-        self._nlp = self._shared.acquire(lambda: load_nlp(cfg.model, patterns, cfg.gazetteer_mode), tag=self._tag)
+        self._nlps = {}
+
+    def _nlp(self, model: str):
+        if model not in self._nlps:
+            cfg, patterns = self._cfg, self._patterns
+            # One model per worker process: some runners (Dask) call setup() for every bundle.
+            self._nlps[model] = self._shared[model].acquire(
+                lambda: load_nlp(model, patterns, cfg.gazetteer_mode), tag=f"{model}:{self._tag}"
+            )
+        return self._nlps[model]
+
+    def _language(self, a: Article) -> str | None:
+        if a.language is not None:
+            return a.language
+        # Only outside the pipeline (clean sets every article's language): detect it rather than assume one.
+        from transforms.language import LanguageConfig, detect_language, load_ranker
+
+        self._ranker = self._ranker or load_ranker()
+        count("entities.language_detected_here")
+        return detect_language(a.text, self._ranker, title=a.title, cfg=LanguageConfig()).language
 
     def process(self, batch: list[Article]) -> Iterator:
         cfg = self._cfg
+        batch = list(batch)
         # Everything is computed before anything is yielded, so a failure never half-emits a batch.
-        out: list = []
-        todo: list[Article] = []
-        for a in batch:
-            if serves_language(a.language, cfg.languages):
-                todo.append(a)
+        out: dict[int, object] = {}
+        by_model: dict[str, list[int]] = {}
+        for i, a in enumerate(batch):
+            language = self._language(a)
+            if a.language is None:
+                batch[i] = a = dataclasses.replace(a, language=language)
+            model = model_for_language(language, cfg.models)
+            if model is None:
+                count(f"entities.no_model.{primary_language(language) or 'und'}")
+                out[i] = dataclasses.replace(a, entities=())
             else:
-                count("entities.skipped_language")
-                out.append(dataclasses.replace(a, entities=()))
-        for a, found in zip(todo, annotate_each(self._nlp, [a.text for a in todo], cfg), strict=True):
-            if isinstance(found, Exception):
-                out.append(reject(a.input_ref, STAGE, "ner_failed", f"{type(found).__name__}: {found}"[:500], a.text))
-                continue
-            if ner_truncated(a.text, cfg.max_chars):
-                count("entities.truncated")
-            out.append(with_entities(a, found, cfg.max_chars))
-        _count_batch(todo, out)
-        yield from out
+                by_model.setdefault(model, []).append(i)
+        for model, todo in sorted(by_model.items()):
+            found_each = annotate_each(self._nlp(model), [batch[i].text for i in todo], cfg)
+            for i, found in zip(todo, found_each, strict=True):
+                a = batch[i]
+                if isinstance(found, Exception):
+                    detail = f"{type(found).__name__}: {found}"[:500]
+                    out[i] = reject(a.input_ref, STAGE, "ner_failed", detail, a.text)
+                    continue
+                if ner_truncated(a.text, cfg.max_chars):
+                    count("entities.truncated")
+                out[i] = with_entities(a, found, cfg.max_chars)
+            _count_batch(len(todo), [out[i] for i in todo])
+        yield from (out[i] for i in range(len(batch)))
 
 
-def _count_batch(todo: list[Article], out: list) -> None:
-    """Counters of one batch: articles through NER, their mentions, and articles of assumed language."""
-    n_done = len(todo) - sum(isinstance(o, beam.pvalue.TaggedOutput) for o in out)
+def _count_batch(n_todo: int, out: list) -> None:
+    """Counters of one model's share of a batch: articles through NER and their mentions."""
+    n_done = n_todo - sum(isinstance(o, beam.pvalue.TaggedOutput) for o in out)
     count("entities.articles", n_done)
     count("entities.mentions", sum(len(o.entities) for o in out if isinstance(o, Article)))
-    if any(a.language is None for a in todo):
-        count("entities.language_assumed", sum(a.language is None for a in todo))
 
 
 def _batch_failures_to_rejects(failure) -> Iterator[Reject]:
