@@ -2,6 +2,7 @@
 
 Usage: python bench/dedup_quality.py [--generate-seed N] [--threshold T] [--shingle-size K] [--num-perm P]
                                      [--lsh-bands B]
+       python bench/dedup_quality.py --threads dev|test     (the held-out story-thread set, bench/make_threads.py)
 
 Runs the Dedup transform (offline DirectRunner) over tests/data/neardup/docs.jsonl (or a freshly generated
 variant set) and scores its clusters against the labels in pairs.csv: two documents are the same story iff both
@@ -54,21 +55,132 @@ def to_articles(docs: list[dict]):
     ]
 
 
-def run_dedup(articles, cfg) -> dict[str, str]:
-    """{article_id: canonical article_id} for every article, from one pipeline run."""
+def run_dedup(articles, cfg, stories: bool = False, write_run=None) -> dict:
+    """{article_id: canonical article_id} for every article, from one pipeline run; with `stories`, {article_id:
+    (canonical, story id)} (the story is the canonical where the code has no story ids). `write_run`: a
+    WriteConfig under which the run's signatures are stored for the next day's run."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from transforms.dedup import Dedup
 
+    def kept_row(a):
+        return json.dumps([a.article_id, [a.cluster_id, getattr(a, "story_id", None) or a.cluster_id]])
+
+    def dup_row(d):
+        return json.dumps([d.article_id, [d.duplicate_of, getattr(d, "story_id", None) or d.duplicate_of]])
+
     with tempfile.TemporaryDirectory() as tmp:
         with beam.Pipeline(options=PipelineOptions(["--runner=pipelines.runners.OfflineDirectRunner"])) as p:
             out = p | beam.Create(articles) | Dedup(cfg)
-            kept = out["articles"] | "Kept" >> beam.Map(lambda a: json.dumps([a.article_id, a.cluster_id]))
-            dups = out["duplicates"] | "Dups" >> beam.Map(lambda d: json.dumps([d.article_id, d.duplicate_of]))
+            kept = out["articles"] | "Kept" >> beam.Map(kept_row)
+            dups = out["duplicates"] | "Dups" >> beam.Map(dup_row)
             (kept, dups) | beam.Flatten() | beam.io.WriteToText(f"{tmp}/clusters", shard_name_template="")
+            if write_run is not None:
+                from transforms.write import WriteDatasets
+
+                {"signatures": out["signatures"]} | "Store" >> WriteDatasets(write_run)
         lines = pathlib.Path(f"{tmp}/clusters").read_text(encoding="utf-8").splitlines()
-    return dict(json.loads(line) for line in lines)
+    rows = dict(json.loads(line) for line in lines)
+    return {k: tuple(v) for k, v in rows.items()} if stories else {k: v[0] for k, v in rows.items()}
+
+
+def load_threads(split: str) -> list[dict]:
+    import gzip
+
+    path = ROOT / "bench" / "heldout" / f"threads_{split}.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def score_threads(docs: list[dict], pred: dict[str, tuple[str, str]], id_of: dict[str, str]) -> dict:
+    """The issue's targets on the thread set, from {article_id: (cluster, story)}."""
+    by_id = {d["id"]: d for d in docs}
+    cluster = {d["id"]: pred[id_of[d["id"]]][0] for d in docs}
+    story = {d["id"]: pred[id_of[d["id"]]][1] for d in docs}
+    heads = {d["cluster"]: d["id"] for d in docs if d["kind"] in ("original", "followup")}
+    copies = [d for d in docs if d["kind"] in ("copy", "followup_copy")]
+    merged = sum(cluster[d["id"]] == cluster[heads[d["cluster"]]] for d in copies)
+    follows = [d for d in docs if d["kind"] == "followup"]
+    follow_merged = sum(cluster[d["id"]] == cluster[d["continues"]] for d in follows)
+    follow_linked = sum(story[d["id"]] == story[d["continues"]] for d in follows)
+    members: dict[str, int] = {}
+    for d in docs:
+        members[cluster[d["id"]]] = members.get(cluster[d["id"]], 0) + 1
+    story_members: dict[str, int] = {}
+    for d in docs:
+        story_members[story[d["id"]]] = story_members.get(story[d["id"]], 0) + 1
+    negatives = [d for d in docs if d["kind"].startswith("negative")]
+    neg_merged = sum(members[cluster[d["id"]]] > 1 for d in negatives)
+    neg_linked = sum(story_members[story[d["id"]]] > 1 for d in negatives)
+    standalone = [d for d in docs if d["kind"] == "standalone"]
+    alone_merged = sum(members[cluster[d["id"]]] > 1 for d in standalone)
+    labels = {}
+    for a, b in itertools.combinations(sorted(by_id), 2):
+        if by_id[a]["story"] == by_id[b]["story"] or cluster[a] == cluster[b]:
+            labels[a, b] = int(by_id[a]["cluster"] == by_id[b]["cluster"])
+    p, r, f1, fp, fn = prf(labels, lambda a, b: cluster[a] == cluster[b])
+    return dict(
+        copies=len(copies),
+        copy_recall=merged / max(len(copies), 1),
+        followups=len(follows),
+        followups_merged=follow_merged,
+        followups_linked=follow_linked,
+        negatives=len(negatives),
+        negatives_merged=neg_merged,
+        negatives_linked=neg_linked,
+        standalone=len(standalone),
+        standalone_merged=alone_merged,
+        precision=p,
+        recall=r,
+        f1=f1,
+    )
+
+
+def threads_main(split: str, cfg) -> None:
+    """Within one run, then across two days (day 1 stored, day 2 matched against it): the issue's targets."""
+    import dataclasses
+
+    from transforms.write import WriteConfig
+
+    docs = load_threads(split)
+    articles = to_articles(docs)
+    id_of = {d["id"]: a.article_id for d, a in zip(docs, articles, strict=True)}
+    print(f"threads_{split}: {len(docs)} documents; " + ", ".join(f"{k}={v}" for k, v in _kinds(docs).items()))
+    one = run_dedup(articles, cfg, stories=True)
+    _print_scores("one run", score_threads(docs, one, id_of))
+    day1 = dt.date(2026, 5, 4)
+    with tempfile.TemporaryDirectory() as out:
+        first = [a for d, a in zip(docs, articles, strict=True) if d["day"] == 1]
+        second = [a for d, a in zip(docs, articles, strict=True) if d["day"] == 2]
+        now = dt.datetime(2026, 5, 6, tzinfo=dt.timezone.utc)
+        cfg1 = dataclasses.replace(cfg, output=out, run_date=day1)
+        pred = run_dedup(first, cfg1, stories=True, write_run=WriteConfig(out, day1, now))
+        cfg2 = dataclasses.replace(cfg, output=out, run_date=day1 + dt.timedelta(days=1))
+        pred.update(run_dedup(second, cfg2, stories=True))
+    _print_scores("two days", score_threads(docs, pred, id_of))
+
+
+def _kinds(docs: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in docs:
+        out[d["kind"]] = out.get(d["kind"], 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _print_scores(name: str, s: dict) -> None:
+    ok = lambda cond: "ok" if cond else "MISSED"  # noqa: E731
+    print(
+        f"  {name}: copy recall {s['copy_recall']:.3f} of {s['copies']} [{ok(s['copy_recall'] >= 0.99)} >= 0.99]; "
+        f"follow-ups merged {s['followups_merged']}/{s['followups']} [{ok(s['followups_merged'] == 0)} = 0]; "
+        f"hard negatives merged {s['negatives_merged']}/{s['negatives']} [{ok(s['negatives_merged'] == 0)} = 0]; "
+        f"follow-ups linked {s['followups_linked']}/{s['followups']} "
+        f"[{ok(s['followups_linked'] >= 0.9 * s['followups'])} >= 90%]"
+    )
+    print(
+        f"    pairwise precision {s['precision']:.3f} recall {s['recall']:.3f} F1 {s['f1']:.3f}; standalone merged "
+        f"{s['standalone_merged']}/{s['standalone']}; hard negatives linked to a story {s['negatives_linked']}"
+    )
 
 
 def prf(labels: dict[tuple[str, str], int], predicted) -> tuple[float, float, float, int, int]:
@@ -103,10 +215,14 @@ def main() -> None:
     ap.add_argument("--shingle-size", type=int, default=defaults.shingle_size)
     ap.add_argument("--num-perm", type=int, default=defaults.num_perm)
     ap.add_argument("--lsh-bands", type=int, default=defaults.bands)
+    ap.add_argument("--threads", choices=("dev", "test"), help="score the held-out story-thread set instead")
     args = ap.parse_args()
     cfg = DedupConfig(
         threshold=args.threshold, shingle_size=args.shingle_size, num_perm=args.num_perm, bands=args.lsh_bands
     )
+    if args.threads:
+        threads_main(args.threads, cfg)
+        return
     docs, labels = load(args.generate_seed)
     articles = to_articles(docs)
     id_of = {d["id"]: a.article_id for d, a in zip(docs, articles, strict=True)}
@@ -115,14 +231,26 @@ def main() -> None:
         f"threshold={cfg.threshold} shingle={cfg.shingle_size} num_perm={cfg.num_perm} bands={cfg.bands}x{cfg.rows}"
     )
 
-    canonical = run_dedup(articles, cfg)
+    threads = run_dedup(articles, cfg, stories=True)
+    canonical = {k: v[0] for k, v in threads.items()}
     assert len(canonical) == len(docs), "every article must end as an article or a duplicate"
     p, r, f1, fp, fn = prf(labels, lambda a, b: canonical[id_of[a]] == canonical[id_of[b]])
     print(f"pipeline clusters: precision={p:.3f} recall={r:.3f} F1={f1:.3f} (false merges {fp}, missed {fn})")
     originals = {d["story"]: d["id"] for d in docs if d["kind"] in ("original", "followup")}
     copies = [d for d in docs if d["kind"] not in ("original", "followup")]
     merged = sum(canonical[id_of[d["id"]]] == id_of[originals[d["story"]]] for d in copies)
-    print(f"copies whose canonical is their original: {merged}/{len(copies)}")
+    same = sum(canonical[id_of[d["id"]]] == canonical[id_of[originals[d["story"]]]] for d in copies)
+    follows = [d for d in docs if d["kind"] == "followup"]
+    # followupNNN_x borrows from seedNNN
+    follow_merged = sum(canonical[id_of[d["id"]]] == canonical[id_of[f"seed{d['id'][8:11]}"]] for d in follows)
+    story = {k: v[1] for k, v in threads.items()}
+    follow_linked = sum(story[id_of[d["id"]]] == story[id_of[f"seed{d['id'][8:11]}"]] for d in follows)
+    print(
+        f"copies whose canonical is their original: {merged}/{len(copies)}; in their original's cluster: "
+        f"{same}/{len(copies)} (recall {same / len(copies):.3f}, target >= 0.99); follow-ups merged into the story "
+        f"they borrow from: {follow_merged}/{len(follows)} (target 0); linked to its story: "
+        f"{follow_linked}/{len(follows)} (target >= 90%)"
+    )
 
     # What the LSH banding finds, against exact (lead-weighted) Jaccard over all pairs.
     texts = [normalize_text(d["text"]) for d in docs]

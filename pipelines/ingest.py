@@ -134,6 +134,7 @@ def build(p: beam.Pipeline, cfg: RunConfig):
         "articles": chain["articles"],
         "duplicates": chain["duplicates"],
         "signatures": chain["signatures"],
+        "stories": chain["stories"],
         "rejects": (read_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten(),
     }
     if feeds is not None:

@@ -247,6 +247,7 @@ def build_streaming(p: beam.Pipeline, cfg, start: float | None = None):
         "articles": chain["articles"],
         "duplicates": chain["duplicates"],
         "signatures": chain["signatures"],
+        "stories": chain["stories"],
         "rejects": (feed_rejects, fetch_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten(),
         "fetch_state": fetched["state"] | "HourlyFetchState" >> beam.WindowInto(hourly),
     }

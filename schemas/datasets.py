@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from schemas.elements import Article, Duplicate, FetchState, Reject, Signature
+from schemas.elements import Article, Duplicate, FetchState, Reject, Signature, Story
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -50,6 +50,7 @@ ARTICLES = pa.schema(
         ("removed", REMOVED_TYPE),
         ("cluster_id", pa.string()),
         ("duplicate_count", pa.int32()),
+        ("story_id", pa.string()),
         ("entities", ENTITY_TYPE),
         ("flags", pa.list_(pa.string())),
         ("ingested_at", _TS),
@@ -68,6 +69,7 @@ DUPLICATES = pa.schema(
         ("title", pa.string()),
         ("input_ref", pa.string()),
         ("published_at", _TS),
+        ("story_id", pa.string()),
         ("ingested_at", _TS),
         ("run_date", pa.date32()),
     ]
@@ -103,6 +105,30 @@ SIGNATURES = pa.schema(
         ("content_hash", pa.string()),
         ("minhash", pa.list_(pa.uint64())),
         ("published_at", _TS),
+        # Added for story threads; files written before them lack these columns and are read as before.
+        ("story_id", pa.string()),
+        ("profile", pa.binary()),  # little-endian uint32s: shingle hashes, a dense start then a sample, in text order
+        ("anchors", pa.binary()),  # little-endian uint64s: hashes of sampled word 8-grams
+        ("lead_start", pa.int32()),  # where the lead starts, in words
+    ]
+)
+
+TOP_ENTITY_TYPE = pa.list_(pa.struct([("entity", pa.string()), ("label", pa.string()), ("articles", pa.int32())]))
+
+# One row per story that has articles in the run (or streaming window): run_date is the partition.
+STORIES = pa.schema(
+    [
+        ("story_id", pa.string()),
+        ("first_seen", _TS),
+        ("last_seen", _TS),
+        ("canonical_id", pa.string()),
+        ("canonical_title", pa.string()),
+        ("article_count", pa.int32()),
+        ("duplicate_count", pa.int32()),
+        ("sources", pa.list_(pa.string())),
+        ("top_entities", TOP_ENTITY_TYPE),
+        ("earlier_articles", pa.int32()),
+        ("started_here", pa.bool_()),
     ]
 )
 
@@ -137,6 +163,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("rejects", REJECTS, "run_date", ("input_ref", "stage", "reason")),
         Dataset("signatures", SIGNATURES, "run_date", ("article_id",)),
         Dataset("fetch_state", FETCH_STATE, "run_date", ("url",)),
+        Dataset("stories", STORIES, "run_date", ("story_id",)),
     )
 }
 
@@ -168,6 +195,7 @@ def article_row(a: Article, run_date: dt.date, ingested_at: dt.datetime) -> tupl
         "removed": [dataclasses.asdict(r) for r in a.removed],
         "cluster_id": a.cluster_id,
         "duplicate_count": a.duplicate_count,
+        "story_id": a.story_id,
         "entities": [dataclasses.asdict(e) for e in a.entities],
         "flags": list(a.flags),
         "ingested_at": ingested_at,
@@ -216,6 +244,14 @@ def signature_row(s: Signature, run_date: dt.date) -> tuple[dt.date, dict[str, A
     """(partition date, row) for the signatures dataset."""
     row = dataclasses.asdict(s)
     row["minhash"] = list(s.minhash)
+    return run_date, row
+
+
+def story_row(s: Story, run_date: dt.date) -> tuple[dt.date, dict[str, Any]]:
+    """(partition date, row) for the stories dataset."""
+    row = dataclasses.asdict(s)
+    row["sources"] = list(s.sources)
+    row["top_entities"] = [{"entity": e, "label": lab, "articles": n} for e, lab, n in s.top_entities]
     return run_date, row
 
 

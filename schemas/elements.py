@@ -131,6 +131,8 @@ class Article:
     # Last: dedup rebuilds Articles positionally from dataclasses.fields order, and older callers pass fields by
     # position. Timezone-aware UTC, never earlier than published_at; None when the input gives no separate one.
     updated_at: dt.datetime | None = None
+    # The story thread (dedup): the article_id of the story's first article; copies share their canonical's.
+    story_id: str | None = None
 
     @property
     def content_hash(self) -> str:
@@ -164,16 +166,40 @@ class Duplicate:
     url: str | None = None
     title: str | None = None
     published_at: dt.datetime | None = None
+    story_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Signature:
-    """A canonical article's dedup fingerprint, persisted so later runs can match against it."""
+    """A canonical article's dedup fingerprint, persisted so later runs can match against it: its MinHash, its
+    profile (its shingle hashes: the lead dense, the rest sampled; for the copy/follow-up check), its anchors and its
+    story."""
 
     article_id: str
     content_hash: str
     minhash: tuple[int, ...]
     published_at: dt.datetime | None = None
+    story_id: str | None = None
+    profile: bytes = b""  # little-endian uint32s: shingle hashes, a dense start then a sample, in text order
+    anchors: bytes = b""  # little-endian uint64s
+    lead_start: int = 0  # where the lead starts in the text, in words (past the title, dateline, short lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Story:
+    """One story thread as seen by one run (or window): its articles of this run, and how it grew."""
+
+    story_id: str
+    first_seen: dt.datetime | None
+    last_seen: dt.datetime | None
+    canonical_id: str
+    canonical_title: str | None
+    article_count: int  # canonical articles of this run in the story
+    duplicate_count: int  # their copies of this run
+    sources: tuple[str, ...]
+    top_entities: tuple[tuple[str, str, int], ...]  # (canonical name, label, articles mentioning it)
+    earlier_articles: int  # stored articles of earlier runs (lookback window) already in the story
+    started_here: bool  # the story's first article is in this run
 
 
 @dataclasses.dataclass(frozen=True)

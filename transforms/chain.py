@@ -1,4 +1,5 @@
-"""The article chain, one composite for batch and streaming: extract, clean, deduplicate, recognise entities."""
+"""The article chain, one composite for batch and streaming: extract, clean, deduplicate, recognise entities, and
+summarise story threads."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from transforms.clean import Clean
 from transforms.dedup import Dedup
 from transforms.entities import ExtractEntities
 from transforms.extract import Extract
+from transforms.stories import Stories, StoriesConfig
 
 
 class ArticleChain(beam.PTransform):
-    """RawArticle -> {'articles', 'duplicates', 'signatures', 'rejects'}.
+    """RawArticle -> {'articles', 'duplicates', 'signatures', 'stories', 'rejects'}.
 
     Every raw record ends in exactly one of articles, duplicates or rejects. `cfg` is the RunConfig (its
     extract, clean, dedup and entities settings are used).
@@ -27,6 +29,11 @@ class ArticleChain(beam.PTransform):
         cleaned = extracted["articles"] | "Clean" >> Clean(cfg.clean)
         deduped = cleaned["articles"] | "Dedup" >> Dedup(cfg.dedup)
         tagged = deduped["articles"] | "Entities" >> ExtractEntities(cfg.entities)
+        stories = {
+            "articles": tagged["articles"],
+            "duplicates": deduped["duplicates"],
+            "stored_stories": deduped["stored_stories"],
+        } | "Stories" >> Stories(getattr(cfg, "stories", StoriesConfig()))
         rejects = (
             extracted["rejects"],
             cleaned["rejects"],
@@ -37,5 +44,6 @@ class ArticleChain(beam.PTransform):
             "articles": tagged["articles"],
             "duplicates": deduped["duplicates"],
             "signatures": deduped["signatures"],
+            "stories": stories,
             "rejects": rejects,
         }

@@ -162,6 +162,21 @@ def _dataset_rows(report: dict) -> list[list[Cell]]:
     ]
 
 
+def _story_rows(stories: list[dict] | None) -> list[list[Cell]]:
+    return [
+        [
+            Cell(s["title"] or s["story_id"]),
+            Cell(_thousands(s["articles"]), True),
+            Cell(_thousands(s["added"]), True),
+            Cell(_thousands(s["earlier"]), True),
+            Cell(_figure(s["growth"], 2), True),
+            Cell(_thousands(s["sources"]), True),
+            Cell((s["first_seen"] or "")[:10]),
+        ]
+        for s in stories or []
+    ]
+
+
 def _entity_tables(report: dict) -> list[dict]:
     return [
         {
@@ -227,6 +242,8 @@ def render_html(report: dict) -> str:
             reject_rows=_reject_rows(report),
             dataset_rows=_dataset_rows(report),
             entity_tables=_entity_tables(report),
+            largest_rows=_story_rows(report.get("largest_stories")),
+            growing_rows=_story_rows(report.get("fastest_growing_stories")),
             trend_rows=_trend_rows(report),
             file_rows=_file_rows(report),
             option_rows=None if options is None else [[Cell(k), Cell(json.dumps(v))] for k, v in options.items()],

@@ -15,6 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 TOP_ENTITIES = 20
 SAMPLE_REJECTS = 20
+TOP_STORIES = 10
 
 _PARTITION = re.compile(r"(?:^|/)published_date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
@@ -179,3 +180,37 @@ def reject_stats(output: str, files: list[dict]) -> tuple[dict, dict, list]:
         {s: dict(sorted(c.items())) for s, c in sorted(by_stage.items())},
         picked,
     )
+
+
+def _iso(value) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def story_stats(output: str, files: list[dict]) -> dict:
+    """The largest and the fastest-growing stories of the run, from its stories rows (one per story)."""
+    columns = ["story_id", "canonical_title", "article_count", "duplicate_count", "earlier_articles"]
+    columns += ["first_seen", "last_seen", "sources"]
+    stories = []
+    for f in files:
+        for r in _read(output, f["path"], columns).to_pylist():
+            if not r.get("story_id"):
+                continue
+            added = (r.get("article_count") or 0) + (r.get("duplicate_count") or 0)
+            earlier = r.get("earlier_articles") or 0
+            stories.append(
+                {
+                    "story_id": r["story_id"],
+                    "title": r.get("canonical_title"),
+                    "articles": earlier + (r.get("article_count") or 0),
+                    "added": added,
+                    "earlier": earlier,
+                    # Canonical articles on both sides: earlier runs' count holds no copies.
+                    "growth": round((r.get("article_count") or 0) / (earlier + 1), 3),
+                    "first_seen": _iso(r.get("first_seen")),
+                    "last_seen": _iso(r.get("last_seen")),
+                    "sources": len(r.get("sources") or ()),
+                }
+            )
+    largest = sorted(stories, key=lambda s: (-s["articles"], -s["added"], s["story_id"]))[:TOP_STORIES]
+    growing = sorted(stories, key=lambda s: (-s["growth"], -s["added"], s["story_id"]))[:TOP_STORIES]
+    return {"stories": len(stories), "largest": largest, "fastest_growing": growing}

@@ -30,6 +30,12 @@ report.json keys (stable; a key is added, never renamed; `null` means "not produ
 - `articles_per_published_date`: `[{"date", "articles"}]` ascending, the Hive partition of each articles file
 - `articles_per_language`: `[{"language", "articles"}]`, most articles first; `language` is an ISO 639-1 code or
   "und" (too short to tell; also files written before languages were detected)
+- `stories` (int|null): story threads with articles in this run (rows of the stories dataset)
+- `largest_stories` and `fastest_growing_stories` (lists|null): up to 10 stories each, `{"story_id", "title" (the
+  canonical article's), "articles" (canonical articles in the story: earlier runs' plus this run's), "added"
+  (articles and copies this run added), "earlier" (the story's articles in earlier runs), "growth" (this run's
+  canonical articles / (earlier + 1)), "first_seen", "last_seen" (ISO timestamps), "sources" (number of sources
+  this run)}`; largest ranks by `articles`, fastest-growing by `growth`, both then by `added` and story_id
 - `warnings` (list of str): things to look at although the run succeeded (an input glob that matched nothing,
   repaired Unicode, files under --output skipped, truncated NER, unreadable stored signatures, ...)
 - `files_with_rejects` (list|null): per input file that produced rejects or did not balance, up to 200,
@@ -68,12 +74,12 @@ from collections.abc import Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.report.scan import article_stats, duplicate_stats, entity_stats, reject_stats
+from pipelines.report.scan import article_stats, duplicate_stats, entity_stats, reject_stats, story_stats
 from pipelines.report.sources import source_report
 from transforms.write import MANIFESTS, read_manifest
 
 REPORT_VERSION = 1
-KNOWN_DATASETS = ("articles", "duplicates", "entities", "rejects", "signatures")
+KNOWN_DATASETS = ("articles", "duplicates", "entities", "rejects", "signatures", "stories")
 NAMESPACE = "news"
 
 _MANIFEST_NAME = re.compile(r"run_date=(\d{4}-\d{2}-\d{2})\.json$")
@@ -150,6 +156,7 @@ def build_report(
     articles = article_stats(output, files["articles"]) if files["articles"] is not None else None
     matches = duplicate_stats(output, files["duplicates"]) if files["duplicates"] is not None else None
     entities = entity_stats(output, files["entities"]) if files["entities"] is not None else None
+    stories = story_stats(output, files["stories"]) if files["stories"] is not None else None
     by_reason, by_stage, samples = reject_stats(output, files["rejects"] or [])
     metrics = {str(k): int(v) for k, v in sorted((metrics or {}).items())} if metrics is not None else None
     accounted = (head["articles"] or 0) + (head["duplicates"] or 0) + head["rejected"]
@@ -194,6 +201,9 @@ def build_report(
         "articles_per_source": None if articles is None else articles["articles_per_source"],
         "articles_per_published_date": None if articles is None else articles["articles_per_published_date"],
         "articles_per_language": None if articles is None else articles["articles_per_language"],
+        "stories": None if stories is None else stories["stories"],
+        "largest_stories": None if stories is None else stories["largest"],
+        "fastest_growing_stories": None if stories is None else stories["fastest_growing"],
         "sample_rejects": samples,
         "files_with_rejects": manifest.get("counts", {}).get("files_with_rejects"),
         "sources": sources,

@@ -21,7 +21,7 @@ from conftest import SEEDS, run_ingest
 
 from pipelines import report as rp
 from schemas import datasets as ds
-from schemas.elements import Article, Duplicate, EntityMention, Reject, Removed, Signature
+from schemas.elements import Article, Duplicate, EntityMention, Reject, Removed, Signature, Story
 from transforms.common import count
 from transforms.write import WriteConfig, commit, manifest_path, staging_dir, to_table, write_table
 
@@ -94,6 +94,23 @@ def synthetic_run(
             )
             part, row = ds.duplicate_row(d, run_date, at)
             rows[("duplicates", part)].append(row)
+    if "stories" in datasets:
+        for i in range(n // 3):
+            first = dt.datetime(2026, 11, 1 + rng.randrange(days), 8, tzinfo=UTC)
+            story = Story(
+                story_id=f"story{i:03d}",
+                first_seen=first,
+                last_seen=first + dt.timedelta(hours=rng.randrange(60)),
+                canonical_id=f"art{i}",
+                canonical_title=None if i % 5 == 0 else f"Story <{i}>",
+                article_count=rng.randint(1, 6),
+                duplicate_count=rng.choice((0, 0, 1, 3)),
+                sources=tuple(rng.sample(SOURCES, rng.randint(1, 3))),
+                top_entities=(("Mark Rutte", "PERSON", 2),),
+                earlier_articles=rng.choice((0, 0, 1, 2, 9)),
+                started_here=i % 2 == 0,
+            )
+            rows[("stories", run_date)].append(ds.story_row(story, run_date)[1])
     if "rejects" in datasets:
         for i in range(n // 5 + 25):
             stage, reason = REASONS[i % len(REASONS)] if i % 7 else REASONS[0]
@@ -167,6 +184,15 @@ def _reference(out, run_date: dt.date) -> dict:
     if list((out / "duplicates").glob("**/*.parquet")):
         dups = f"read_parquet('{_glob(out, 'duplicates')}', hive_partitioning=true)"
         ref["duplicates"] = dict(_sql(f"SELECT match, count(*) FROM {dups} WHERE run_date = ?::DATE GROUP BY 1", d))
+    if list((out / "stories").glob("**/*.parquet")):
+        stories = f"read_parquet('{_glob(out, 'stories')}', hive_partitioning=true)"
+        base = (
+            "SELECT story_id, earlier_articles + article_count AS articles, article_count + duplicate_count AS added, "
+            f"round(article_count / (earlier_articles + 1), 3) AS growth FROM {stories} "
+            "WHERE run_date = ?::DATE"
+        )
+        ref["largest"] = [r[0] for r in _sql(f"{base} ORDER BY articles DESC, added DESC, story_id LIMIT 10", d)]
+        ref["growing"] = [r[0] for r in _sql(f"{base} ORDER BY growth DESC, added DESC, story_id LIMIT 10", d)]
     if list((out / "entities").glob("**/*.parquet")):
         ents = f"read_parquet('{_glob(out, 'entities')}', hive_partitioning=true)"
         ref["entity_rows"] = _sql(f"SELECT count(*) FROM {ents} WHERE run_date = ?::DATE", d)[0][0]
@@ -198,6 +224,9 @@ def _check_against_duckdb(report: dict, out, run_date: dt.date) -> dict:
     if c["duplicates"] is not None:
         assert (c["duplicates_exact"], c["duplicates_near"]) == (dups.get("exact", 0), dups.get("near", 0))
     assert (c["entity_rows"] or 0) == ref.get("entity_rows", 0)
+    if "largest" in ref:
+        assert [r["story_id"] for r in report["largest_stories"]] == ref["largest"]
+        assert [r["story_id"] for r in report["fastest_growing_stories"]] == ref["growing"]
     if "entities" in ref:
         got = [
             (label, r["entity"], r["articles"], r["mentions"])
@@ -306,6 +335,9 @@ def test_html_is_self_contained_escaped_and_deterministic(tmp_path):
     for key, *_ in rp.CHARTS:
         assert f'id="chart-{key}"' in page
     assert page.count("<svg") == len(rp.CHARTS)
+    largest = page.split('id="largest-stories"', 1)[1].split("</table>", 1)[0]
+    assert largest.count("<tr") == len(report["largest_stories"]) + 1 > 1
+    assert "Story &lt;" in largest  # titles come from the data: escaped
     languages = page.split('id="languages"', 1)[1].split("</table>", 1)[0]
     for row in report["articles_per_language"]:
         assert f"<td>{row['language']}</td>" in languages

@@ -468,23 +468,23 @@ def test_stories_reusing_background_are_not_merged():
     _run(articles, check=check)
 
 
-def test_a_chain_of_overlaps_is_one_cluster_with_the_earliest_canonical():
-    # A~B and B~C (Jaccard 0.5) but A and C overlap only 0.2: connected components still join C to A.
-    cfg = DedupConfig(lead_weight=1)
+def test_a_chain_of_overlaps_is_one_story_with_the_earliest_first():
+    # B opens with A's second half and C with B's: each reuses the other's text but not its lead, so nothing is a
+    # copy; B continues A's story and C continues B's, so all three are one thread named after A.
     a = _article("a", text=_words(600, 0), hours=1)
-    b = _article("b", text=_words(600, 200), hours=2)
-    c = _article("c", text=_words(600, 400), hours=3)
-    assert exact_jaccard(shingle_set(a.text, cfg), shingle_set(c.text, cfg)) < cfg.threshold
+    b = _article("b", text=_words(600, 300), hours=2)
+    c = _article("c", text=_words(600, 600), hours=3)
 
     def check(out):
+        assert_that(out["duplicates"], equal_to([]), label="NoDups")
+        kept = _ids(out["articles"], "Kept", lambda x: (x.article_id, x.cluster_id, x.story_id))
         assert_that(
-            _ids(out["duplicates"], "Dups", lambda d: (d.article_id, d.duplicate_of)),
-            equal_to([(b.article_id, a.article_id), (c.article_id, a.article_id)]),
+            kept,
+            equal_to([(x.article_id, x.article_id, a.article_id) for x in (a, b, c)]),
+            label="Kept",
         )
-        kept = _ids(out["articles"], "Kept", lambda x: (x.article_id, x.duplicate_count))
-        assert_that(kept, equal_to([(a.article_id, 2)]), label="Kept")
 
-    _run([a, b, c], cfg, check=check)
+    _run([c, a, b], check=check)
 
 
 def test_empty_text_is_rejected():
@@ -734,7 +734,7 @@ def test_canonical_articles_keep_their_fields():
     def check(out):
         assert_that(
             out["articles"],
-            equal_to([dataclasses.replace(a, cluster_id=a.article_id, duplicate_count=0)]),
+            equal_to([dataclasses.replace(a, cluster_id=a.article_id, duplicate_count=0, story_id=a.article_id)]),
         )
 
     _run([a], check=check)
@@ -748,7 +748,7 @@ def _ingest_day(output: pathlib.Path, run_date: dt.date, articles: list[Article]
     write = WriteConfig(output=str(output), run_date=run_date, ingested_at=dt.datetime.now(dt.timezone.utc))
     with TestPipeline(runner=RUNNER) as p:
         out = p | beam.Create(articles) | Dedup(cfg)
-        out | WriteDatasets(write)
+        {name: out[name] for name in ("articles", "duplicates", "signatures", "rejects")} | WriteDatasets(write)
 
 
 def test_a_second_run_on_the_next_day_makes_every_article_a_duplicate(tmp_path):

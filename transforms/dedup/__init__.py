@@ -1,4 +1,5 @@
-"""Dedup stage: exact and MinHash-LSH near-duplicate clusters, canonical choice, cross-day signatures."""
+"""Dedup stage: exact and MinHash-LSH candidates verified by structure (copy / follow-up), canonical choice, story
+threads, cross-day signatures."""
 
 from transforms.dedup.components import bucket_pairs, connected_components, star_roots, star_step
 from transforms.dedup.config import MAX_LOOKBACK_DAYS, DedupConfig, add_arguments, config_from_options
@@ -21,12 +22,36 @@ from transforms.dedup.minhash import (
     shingle_hashes,
     shingle_set,
     signatures,
+    sketches,
     word_hashes,
 )
+from transforms.dedup.profiles import (
+    COPY,
+    FOLLOW,
+    UNRELATED,
+    Features,
+    Profiles,
+    classify,
+    features,
+    lead_start,
+    verify,
+)
+from transforms.dedup.threads import story_choices, threads
 from transforms.dedup.transform import STAGE, Dedup
 
 __all__ = [
+    "COPY",
+    "FOLLOW",
     "MAX_LOOKBACK_DAYS",
+    "UNRELATED",
+    "Features",
+    "Profiles",
+    "classify",
+    "features",
+    "sketches",
+    "story_choices",
+    "threads",
+    "verify",
     "STAGE",
     "Dedup",
     "DedupConfig",
@@ -45,6 +70,7 @@ __all__ = [
     "key_content_hash",
     "key_is_new",
     "key_uid",
+    "lead_start",
     "make_uid",
     "minhash_from_shingles",
     "node_key",

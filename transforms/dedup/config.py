@@ -44,6 +44,30 @@ class DedupConfig:
     shards: int = 32  # key ranges for the batched shuffles; raise for very large days
     batch_size: int = 512  # articles hashed together by NumPy
     cc_rounds: int = 8  # large-star/small-star rounds; 8 settle chains of ~1000 articles
+    # Verification by structure (profiles.py). Chosen on the dev split of bench/make_threads.py (real Reuters text,
+    # CoNLL-2003 dev), where copies' weaker lead share is >= 0.33 and follow-ups' <= 0.07 (so copy_lead 0.2), copies
+    # keep >= 0.59 of the shorter text (copy_containment 0.5) and follow-ups share >= 0.14 while unrelated articles
+    # of the same days share <= 0.38 but never with their leads (follow_containment 0.2 with 8 shared samples).
+    # `threshold` above now only decides pairs with a stored signature that has no profile (older files).
+    sample_bits: int = 2  # past the dense part, a shingle is in the profile when its low bits are 0: 1 in 4
+    max_samples: int = 600  # per article: ~2000 words
+    lead_min_words: int = 20  # "the lead": the first quarter of the words, title and dateline included, ...
+    lead_max_words: int = 40  # ... but at least and at most this many
+    dense_words: int = 60  # every shingle of the lead's first words is kept: leads compare exactly (shifts of 20)
+    lead_line_words: int = 15  # the lead starts at the first line this long (a sentence): title, dateline and
+    max_lead_start: int = 100  # short boilerplate lines above it are not the lead; at most this many words in
+    copy_lead: float = 0.2  # a copy: each lead at least this much inside the other article ...
+    copy_containment: float = 0.5  # ... the shorter text at least this much inside the longer ...
+    copy_order: float = 0.8  # ... and the shared text mostly in the same order
+    # At or above this estimated similarity, a pair whose leads are in each other is a copy without measuring the
+    # rest (which costs more): the bodies are then alike too.
+    copy_sure: float = 0.6
+    follow_containment: float = 0.2  # a follow-up: at least this share of one text inside the other ...
+    follow_min_shared: int = 8  # ... and at least this many sampled shingles (~30 words) in common
+    anchor_words: int = 8  # anchors: content-defined word 8-grams, candidates for follow-ups
+    anchor_bits: int = 4  # 1 in 16 positions
+    max_anchors: int = 128
+    anchor_bucket_cap: int = 50  # an 8-gram in more articles than this is boilerplate, not a story's background
 
     def __post_init__(self):
         if not 0.0 < self.threshold <= 1.0:
@@ -65,6 +89,8 @@ class DedupConfig:
             raise ValueError(f"--max-bucket-size must be at least 2, got {self.max_bucket_size}")
         if not 1 <= self.shards <= MAX_SHARDS or self.lead_weight < 1 or self.lead_words < 0 or self.cc_rounds < 1:
             raise ValueError("dedup: shards must be 1..256, lead weight and rounds at least 1")
+        if not (0 <= self.sample_bits <= 8 and 0 <= self.anchor_bits <= 16 and self.anchor_words >= 1):
+            raise ValueError("dedup: sample and anchor rates must be 1..256 and 1..65536, anchors at least a word")
 
     @property
     def graph_shards(self) -> int:

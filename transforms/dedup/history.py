@@ -11,6 +11,7 @@ import numpy as np
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.keys import by_shard, make_uid, node_key, shards_of
 from transforms.dedup.messages import Nodes
+from transforms.dedup.profiles import Profiles
 
 _LOG = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def _is_id(value) -> bool:
 
 # Only these are read, so extra columns in a signatures file do no harm.
 _HISTORY_COLUMNS = ("article_id", "content_hash", "minhash", "published_at")
+# Written since story threads; a file without them (or with another type) is read as before: no profile (its
+# pairs are decided on the estimated similarity), no anchors, and each article its own story.
+_OPTIONAL_COLUMNS = ("story_id", "profile", "anchors", "lead_start")
 
 
 def history_schema_problem(schema) -> str | None:
@@ -128,15 +132,18 @@ def check_history(cfg: DedupConfig) -> list[tuple[str, str]]:
 def _load_history_file(path: str, cfg: DedupConfig) -> tuple[Nodes, int]:
     """The comparable stored signatures of one file as history nodes, and how many rows were incompatible.
     Raises on a file that cannot be read."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     with _open(path) as f:
-        table = pq.read_table(f, columns=list(_HISTORY_COLUMNS))
-    problem = history_schema_problem(table.schema)
+        pfile = pq.ParquetFile(f)
+        names = set(pfile.schema_arrow.names)
+        table = pfile.read(columns=list(_HISTORY_COLUMNS) + [c for c in _OPTIONAL_COLUMNS if c in names])
+    problem = history_schema_problem(table.select(list(_HISTORY_COLUMNS)).schema)
     if problem:
         raise ValueError(problem)
-    none = Nodes(np.zeros(0, np.uint64), [], np.zeros((0, cfg.num_perm), np.uint16))
+    none = Nodes(np.zeros(0, np.uint64), [], np.zeros((0, cfg.num_perm), np.uint16), Profiles.empty())
     # A signature of another length or value range was made with other settings and cannot be compared.
     fits = pc.fill_null(pc.equal(pc.list_value_length(table["minhash"]), cfg.num_perm), False)
     good = table.filter(fits)
@@ -146,13 +153,38 @@ def _load_history_file(path: str, cfg: DedupConfig) -> tuple[Nodes, int]:
     sigs = flat.astype(np.uint16).reshape(good.num_rows, cfg.num_perm)
     uids, keys, rows = [], [], []
     columns = (good[c].to_pylist() for c in ("article_id", "content_hash", "published_at"))
+    stories = _optional(good, "story_id", pa.types.is_string)
+    profiles = _optional(good, "profile", pa.types.is_binary)
+    anchors = _optional(good, "anchors", pa.types.is_binary)
+    starts = _optional(good, "lead_start", pa.types.is_integer)
+    items, anchor_rows, leads = [], [], []
     for i, (aid, chash, published) in enumerate(zip(*columns, strict=True)):
         if _is_id(aid) and _is_id(chash):
             uid = make_uid(aid, "", chash, cfg.shards, history=True)
+            story = stories[i] if _is_id(stories[i]) else aid
             uids.append(uid)
-            keys.append(node_key(uid, aid, chash, published, 0, True))
+            keys.append(node_key(uid, aid, chash, published, 0, True, int(story, 16)))
             rows.append(i)
-    return Nodes(np.array(uids, dtype=np.uint64), keys, sigs[rows]), table.num_rows - len(rows)
+            items.append(_values(profiles[i], "<u4", np.uint32))
+            anchor_rows.append(_values(anchors[i], "<u8", np.uint64))
+            leads.append(min(max(starts[i] or 0, 0), cfg.max_lead_start))
+    nodes = Nodes(np.array(uids, dtype=np.uint64), keys, sigs[rows], Profiles.of_rows(items, anchor_rows, leads))
+    return nodes, table.num_rows - len(rows)
+
+
+def _values(data: bytes | None, stored: str, dtype) -> np.ndarray:
+    """Stored little-endian integers; damaged bytes (not whole values) count as none: decided as before."""
+    width = np.dtype(stored).itemsize
+    if not data or len(data) % width:
+        return np.zeros(0, dtype)
+    return np.frombuffer(data, dtype=stored).astype(dtype)
+
+
+def _optional(table, name: str, fits) -> list:
+    """An optional column's values, or Nones when the file has no such column (or one of another type)."""
+    if name in table.column_names and fits(table.schema.field(name).type):
+        return table[name].to_pylist()
+    return [None] * table.num_rows
 
 
 def read_history(day: dt.date, cfg: DedupConfig, count: Callable[..., None] = _no_count) -> Iterator[tuple[int, Nodes]]:

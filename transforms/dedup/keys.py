@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -27,49 +26,62 @@ def make_uid(article_id: str, ref: str, content_hash: str, shards: int, history:
 
 
 def node_key(
-    uid: int, article_id: str, content_hash: str, published_at: dt.datetime | None, length: int, history: bool
+    uid: int,
+    article_id: str,
+    content_hash: str,
+    published_at: dt.datetime | None,
+    length: int,
+    history: bool,
+    story: int = 0,
 ) -> int:
     """One int whose order is the canonical order, and which carries what later steps need to know of a node.
 
     Bits, most significant first: history flag (0 = stored by a previous run, already published, so first),
     published_at in microseconds (None last), text length complemented (longest first), article_id, uid
-    (breaks ties between identical records), content_hash. A graph step compares and hashes one int instead
-    of a tuple of strings. Ids and hashes are the project's 16-hex-digit `stable_hash` values.
+    (breaks ties between identical records), content_hash, and the story id a stored article belongs to (0 for
+    this run's articles, whose story is decided here). A graph step compares and hashes one int instead of a
+    tuple of strings. Ids and hashes are the project's 16-hex-digit `stable_hash` values.
     """
     ts = _NO_DATE if published_at is None else round(published_at.timestamp() * 1_000_000) + _TS_OFFSET
     return (
-        (0 if history else 1) << 288
-        | (ts & _M) << 224
-        | (_LEN_MAX - min(length, _LEN_MAX)) << 192
-        | int(article_id, 16) << 128
-        | uid << 64
-        | int(content_hash, 16)
+        (0 if history else 1) << 352
+        | (ts & _M) << 288
+        | (_LEN_MAX - min(length, _LEN_MAX)) << 256
+        | int(article_id, 16) << 192
+        | uid << 128
+        | int(content_hash, 16) << 64
+        | (story & _M)
     )
 
 
 def key_is_new(key: int) -> bool:
     """Whether a node key is an article of this run (not a stored signature)."""
-    return bool(key >> 288)
+    return bool(key >> 352)
 
 
 def key_uid(key: int) -> int:
     """The node id inside a node key."""
-    return (key >> 64) & _M
+    return (key >> 128) & _M
 
 
 def key_article_id(key: int) -> str:
     """The article_id inside a node key."""
-    return format((key >> 128) & _M, "016x")
+    return format((key >> 192) & _M, "016x")
 
 
 def key_content_hash(key: int) -> str:
     """The content_hash inside a node key."""
-    return format(key & _M, "016x")
+    return format((key >> 64) & _M, "016x")
+
+
+def key_story(key: int) -> int:
+    """The stored story id inside a stored node's key (0 for this run's articles)."""
+    return key & _M
 
 
 def same_text(a: int, b: int) -> bool:
     """Whether two node keys carry the same content_hash."""
-    return (a ^ b) & _M == 0
+    return ((a ^ b) >> 64) & _M == 0
 
 
 def uid_shard(uid: int) -> int:
@@ -101,29 +113,9 @@ def collapse_exact(keys: list[int]) -> tuple[list[int], list[tuple[int, int]]]:
         if uid in seen_uid:
             continue
         seen_uid.add(uid)
-        rep = rep_of_text.setdefault(key & _M, key)
+        rep = rep_of_text.setdefault((key >> 64) & _M, key)
         if rep == key:
             reps.append(i)
         elif key_is_new(key):
             exact.append((key, rep))
     return sorted(reps), exact
-
-
-def canonical_choices(
-    components: Iterable[list[int]],
-) -> tuple[dict[int, list[tuple[int, int]]], dict[int, list[tuple[int, int]]]]:
-    """Node keys per component -> by the canonical member's shard: (duplicate uid, canonical key) of this run's
-    other members, and (canonical uid, its duplicate count) of this run's canonical members.
-
-    The canonical member is the smallest key; stored articles stay as they are, so they are never duplicates.
-    """
-    dups: dict[int, list] = collections.defaultdict(list)
-    roots: dict[int, list] = collections.defaultdict(list)
-    for keys in components:
-        canonical = min(keys)
-        home = uid_shard(key_uid(canonical))
-        new = [k for k in keys if k != canonical and key_is_new(k)]
-        dups[home].extend((key_uid(k), canonical) for k in new)
-        if key_is_new(canonical):
-            roots[home].append((key_uid(canonical), len(new)))
-    return dups, roots

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from transforms.dedup.profiles import Profiles
+
 # Each message carries a batch of one shard, so an article costs ~2 elements however many steps it crosses. Beam's
 # default coder pickles a NamedTuple in one call (protocol 5: arrays as raw buffers); keys of the shuffles are ints.
 # The two per-article messages, Doc and Pending, cross their shuffles as plain tuples of bytes (`wire`) and are
@@ -29,16 +31,17 @@ def wire(message: tuple) -> tuple:
 
 
 class Doc(NamedTuple):
-    """An article to sign: node id, canonical-order key and normalised text."""
+    """An article to sign: node id, canonical-order key, normalised text and where its lead starts (words)."""
 
     uid: int
     key: int
     text: bytes
+    lead: int
 
     @classmethod
     def of(cls, fields: tuple) -> Doc:
-        uid, key, text = fields
-        return cls(_from_bytes(uid), _from_bytes(key), text)
+        uid, key, text, lead = fields
+        return cls(_from_bytes(uid), _from_bytes(key), text, _from_bytes(lead))
 
 
 class Pending(NamedTuple):
@@ -54,11 +57,12 @@ class Pending(NamedTuple):
 
 
 class Nodes(NamedTuple):
-    """Graph nodes of one shard: ids, canonical-order keys and signatures, rows aligned."""
+    """Graph nodes of one shard: ids, canonical-order keys, signatures and verification profiles, rows aligned."""
 
     uids: np.ndarray
     keys: list
     sigs: np.ndarray
+    prof: Profiles
 
     @staticmethod
     def concat(batches: Sequence[Nodes], num_perm: int) -> Nodes:
@@ -66,23 +70,25 @@ class Nodes(NamedTuple):
         if len(batches) == 1:
             return batches[0]
         if not batches:
-            return Nodes(np.zeros(0, np.uint64), [], np.zeros((0, num_perm), np.uint16))
+            return Nodes(np.zeros(0, np.uint64), [], np.zeros((0, num_perm), np.uint16), Profiles.empty())
         return Nodes(
             np.concatenate([b.uids for b in batches]),
             [k for b in batches for k in b.keys],
             np.concatenate([b.sigs for b in batches]),
+            Profiles.concat([b.prof for b in batches]),
         )
 
     def take(self, rows: Sequence[int]) -> Nodes:
         """The given rows, in that order."""
-        return Nodes(self.uids[rows], [self.keys[i] for i in rows], self.sigs[rows])
+        return Nodes(self.uids[rows], [self.keys[i] for i in rows], self.sigs[rows], self.prof.take(rows))
 
 
 class Sigs(NamedTuple):
-    """Signatures of this run's articles of one shard, for the stored signatures output."""
+    """Signatures and profiles of this run's articles of one shard, for the stored signatures output."""
 
     uids: np.ndarray
     sigs: np.ndarray
+    prof: Profiles
 
 
 class NodeKeys(NamedTuple):
@@ -107,18 +113,21 @@ class Pairs(NamedTuple):
 
 
 class HalfPairs(NamedTuple):
-    """Candidate pairs with a's signature, routed to b's shard."""
+    """Candidate pairs with a's signature and profile, routed to b's shard."""
 
     a: np.ndarray
     b: np.ndarray
     a_sigs: np.ndarray
+    a_prof: Profiles
 
 
 class Edges(NamedTuple):
-    """Undirected edges of the duplicate graph: exact copies and verified near pairs."""
+    """Undirected edges of the story graph: exact copies and verified pairs, each with its kind (profiles.COPY or
+    profiles.FOLLOW)."""
 
     a: np.ndarray
     b: np.ndarray
+    kind: np.ndarray
 
 
 class Adjacent(NamedTuple):
@@ -136,26 +145,31 @@ class Members(NamedTuple):
 
 
 class ComponentKeys(NamedTuple):
-    """Components and the canonical-order key of one member each, routed to the component's shard."""
+    """Components and the canonical-order key of one member each, and the component's edges (comp, a, b, kind)
+    found on the members' shard, routed to the component's shard."""
 
     comps: np.ndarray
     keys: list
+    edge_comps: np.ndarray
+    edges: Edges
 
 
 class Wanted(NamedTuple):
-    """For a canonical member's shard: (duplicate uid, canonical key) and (canonical uid, duplicate count)."""
+    """For a canonical member's shard: (duplicate uid, canonical key, story) and (canonical uid, duplicate count,
+    story)."""
 
     dups: list
     roots: list
 
 
 class Decisions(NamedTuple):
-    """(duplicate uid, canonical key, canonical signature or None when stored), routed to the duplicate's shard."""
+    """(duplicate uid, canonical key, canonical signature or None when stored, story), routed to the duplicate's
+    shard."""
 
     items: list
 
 
 class RootCounts(NamedTuple):
-    """(canonical uid, duplicates of this run) for the canonical member's shard."""
+    """(canonical uid, duplicates of this run, story) for the canonical member's shard."""
 
     items: list

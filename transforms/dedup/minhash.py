@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from transforms.dedup.config import DedupConfig
+from transforms.dedup.profiles import Profiles
 
 _D = DedupConfig()
 _M64 = np.uint64
@@ -137,16 +138,12 @@ def word_hashes(texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return h, offsets
 
 
-def shingle_hashes(
-    texts: Sequence[bytes], k: int = _D.shingle_size, lead_words: int = _D.lead_words, lead_weight: int = _D.lead_weight
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of the word k-shingles of normalised texts, with each hash's text index.
+def _base_shingles(
+    words: np.ndarray, offsets: np.ndarray, texts: Sequence[bytes], k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unweighted k-shingle hashes of each text with their text index and word position, in text order.
 
-    The first `lead_words` shingles of each text are repeated `lead_weight - 1` more times with different salts,
-    which makes the Jaccard estimate weigh the lead more (see the defaults' note). A text shorter than k words
-    is one shingle; a text without words is one shingle of its own bytes. Hashes may repeat (the set is implied).
-    """
-    words, offsets = word_hashes(texts)
+    A text shorter than k words is one shingle; a text without words is one shingle of its own bytes."""
     n_texts = len(texts)
     counts = np.diff(offsets)
     word_doc = np.repeat(np.arange(n_texts), counts)
@@ -175,6 +172,12 @@ def shingle_hashes(
         shingles = np.concatenate([shingles, np.array(extra, dtype=np.uint64)])
         doc = np.concatenate([doc, short])
         pos = np.concatenate([pos, np.zeros(short.size, dtype=np.int64)])
+    return shingles, doc, pos
+
+
+def _weigh_lead(
+    shingles: np.ndarray, doc: np.ndarray, pos: np.ndarray, lead_words: int, lead_weight: int
+) -> tuple[np.ndarray, np.ndarray]:
     if lead_weight > 1 and lead_words > 0:
         lead = pos < lead_words
         parts, docs = [shingles], [doc]
@@ -183,6 +186,73 @@ def shingle_hashes(
             docs.append(doc[lead])
         shingles, doc = np.concatenate(parts), np.concatenate(docs)
     return shingles, doc
+
+
+def shingle_hashes(
+    texts: Sequence[bytes], k: int = _D.shingle_size, lead_words: int = _D.lead_words, lead_weight: int = _D.lead_weight
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the word k-shingles of normalised texts, with each hash's text index.
+
+    The first `lead_words` shingles of each text are repeated `lead_weight - 1` more times with different salts,
+    which makes the Jaccard estimate weigh the lead more (see the defaults' note). A text shorter than k words
+    is one shingle; a text without words is one shingle of its own bytes. Hashes may repeat (the set is implied).
+    """
+    words, offsets = word_hashes(texts)
+    shingles, doc, pos = _base_shingles(words, offsets, texts, k)
+    return _weigh_lead(shingles, doc, pos, lead_words, lead_weight)
+
+
+def _ragged(values: np.ndarray, doc: np.ndarray, n_docs: int, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Values grouped by text (doc ascending, order kept), at most `cap` per text: (flat values, offsets n+1)."""
+    if doc.size and np.any(doc[1:] < doc[:-1]):
+        order = np.argsort(doc, kind="stable")
+        values, doc = values[order], doc[order]
+    starts = np.searchsorted(doc, np.arange(n_docs))
+    keep = (np.arange(doc.size) - starts[doc]) < cap
+    values, doc = values[keep], doc[keep]
+    offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(doc, minlength=n_docs))
+    return values, offsets
+
+
+def profile_items(
+    shingles: np.ndarray,
+    doc: np.ndarray,
+    pos: np.ndarray,
+    n_docs: int,
+    dense: np.ndarray,
+    rate_bits: int,
+    cap: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's profile: the high 32 bits of the hashes of its first `dense[text]` shingles, then of a
+    content-defined sample of the rest (those whose kept bits end in `rate_bits` zeros: the same shingles in every
+    text), in text order, at most `cap` per text. So the first min(dense, size) entries are the dense start, an
+    entry's index orders it in the text, and the sample criterion can be applied to a stored profile."""
+    sel = (pos < dense[doc]) | (((shingles >> _M64(32)) & _M64((1 << rate_bits) - 1)) == 0)
+    return _ragged((shingles[sel] >> _M64(32)).astype(np.uint32), doc[sel], n_docs, cap)
+
+
+ANCHOR_BIT = _M64(1 << 63)  # set in anchor keys, clear in LSH band keys: the two never share a bucket
+
+
+def anchor_keys(
+    shingles: np.ndarray, doc: np.ndarray, n_docs: int, k: int, length: int, rate_bits: int, cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of a content-defined sample of each text's word `length`-grams (ANCHOR_BIT set), at most `cap`.
+
+    A `length`-gram is hashed from the two k-shingles at its ends (so it costs one pass over the shingles). A run
+    of text reused verbatim by another article shares about one anchor per 2**rate_bits words with it, while
+    long n-grams shared by chance are rare: candidates for follow-ups, whose overall similarity is low."""
+    gap = max(length - k, 0)
+    n = shingles.size - gap
+    if n <= 0:
+        return np.zeros(0, np.uint64), np.zeros(n_docs + 1, np.int64)
+    # Sampled on the first shingle's bits (content-defined, and independent of the profile's sample), so only the
+    # sampled n-grams are hashed.
+    at = np.flatnonzero(((shingles[:n] >> _M64(8)) & _M64((1 << rate_bits) - 1)) == 0)
+    at = at[doc[at] == doc[at + gap]]
+    s = _mix(shingles[at] * _K[3] + shingles[at + gap] * _K[4])
+    return _ragged(s | ANCHOR_BIT, doc[at], n_docs, cap)
 
 
 def _probe_table(num_perm: int) -> np.ndarray:
@@ -276,3 +346,28 @@ def signatures_in_batches(texts: list[bytes], cfg: DedupConfig) -> np.ndarray:
     """Signatures of many texts, `batch_size` at a time to bound NumPy's temporary arrays."""
     step = cfg.batch_size
     return np.concatenate([signatures(texts[i : i + step], cfg) for i in range(0, len(texts), step)])
+
+
+def sketches(
+    texts: Sequence[bytes], cfg: DedupConfig = _D, leads: Sequence[int] | None = None
+) -> tuple[np.ndarray, Profiles]:
+    """Signatures and verification profiles (dense lead, shingle sample, anchors) of normalised texts, from one
+    pass over their words; `leads`: where each text's lead starts, in words (profiles.lead_start; default 0)."""
+    n = len(texts)
+    if not n:
+        return np.zeros((0, cfg.num_perm), dtype=np.uint16), Profiles.empty()
+    lead = np.zeros(n, np.int64) if leads is None else np.asarray(leads, dtype=np.int64)
+    words, offsets = word_hashes(texts)
+    shingles, doc, pos = _base_shingles(words, offsets, texts, cfg.shingle_size)
+    dense = lead + cfg.dense_words
+    items, i_off = profile_items(shingles, doc, pos, n, dense, cfg.sample_bits, cfg.max_samples)
+    anchors, a_off = anchor_keys(shingles, doc, n, cfg.shingle_size, cfg.anchor_words, cfg.anchor_bits, cfg.max_anchors)
+    sh, sdoc = _weigh_lead(shingles, doc, pos, cfg.lead_words, cfg.lead_weight)
+    return minhash_from_shingles(sh, sdoc, n, cfg.num_perm), Profiles(items, i_off, anchors, a_off, lead)
+
+
+def sketches_in_batches(texts: list[bytes], cfg: DedupConfig, leads: list[int]) -> tuple[np.ndarray, Profiles]:
+    """`sketches` of many texts, `batch_size` at a time to bound NumPy's temporary arrays."""
+    step = cfg.batch_size
+    parts = [sketches(texts[i : i + step], cfg, leads[i : i + step]) for i in range(0, len(texts), step)]
+    return np.concatenate([p[0] for p in parts]), Profiles.concat([p[1] for p in parts])

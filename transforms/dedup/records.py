@@ -31,18 +31,24 @@ def unseal(sealed: bytes) -> tuple:
     return pickle.loads(sealed)
 
 
+def story_id(story: int) -> str:
+    """A story id as stored: 16 hex digits, the article_id of the story's first article."""
+    return format(story, "016x")
+
+
 def assign(
     pending: list[Pending],
-    sig_of: dict[int, np.ndarray],
-    dups: dict[int, tuple[int, np.ndarray | None]],
-    roots: dict[int, int],
+    sig_of: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int]],
+    dups: dict[int, tuple[int, np.ndarray | None, int]],
+    roots: dict[int, tuple[int, int]],
     counts: collections.Counter,
 ) -> Iterator[tuple[str, object]]:
     """('articles', Article), ('signatures', Signature) and ('duplicates', Duplicate) records of one shard.
 
-    `sig_of`: signature by uid; `dups`: uid -> (canonical key, canonical signature or None) of near or exact
-    duplicates; `roots`: uid -> duplicates of this run of a canonical article. The identical record twice (same
-    id, ref and text) is kept once and the other is an exact duplicate. `counts` gets the outcomes.
+    `sig_of`: (signature, profile items, anchors, lead start) by uid; `dups`: uid -> (canonical key, canonical
+    signature or None, story) of near or exact duplicates; `roots`: uid -> (duplicates of this run, story) of a
+    canonical article in a component. An article in no component starts its own story. The identical record twice
+    (same id, ref and text) is kept once and the other is an exact duplicate. `counts` gets the outcomes.
     """
     title, source, url = _F["title"], _F["source"], _F["url"]
     records = sorted(
@@ -50,21 +56,35 @@ def assign(
         key=lambda r: (r[0], r[2][title] or "", r[2][source], r[2][url] or ""),
     )
     for uid, group in itertools.groupby(records, key=lambda r: r[0]):
-        (_, key, values, sig), *same = group
+        (_, key, values, (sig, items, anchors, lead)), *same = group
         hit = dups.get(uid)
         if hit is None:
             canonical = key_article_id(key)
+            n, story = roots.get(uid, (0, int(canonical, 16)))
+            story = story_id(story)
+            counts["stories.continued" if story != canonical else "stories.started"] += 1
             fields = list(values)
             fields[_F["cluster_id"]] = canonical
-            fields[_F["duplicate_count"]] = roots.get(uid, 0) + len(same)
+            fields[_F["duplicate_count"]] = n + len(same)
+            fields[_F["story_id"]] = story
             counts["canonical"] += 1
             yield "articles", Article(*fields)
             yield (
                 "signatures",
-                Signature(canonical, key_content_hash(key), tuple(sig.tolist()), values[_F["published_at"]]),
+                Signature(
+                    canonical,
+                    key_content_hash(key),
+                    tuple(sig.tolist()),
+                    values[_F["published_at"]],
+                    story_id=story,
+                    profile=items.astype("<u4").tobytes(),
+                    anchors=anchors.astype("<u8").tobytes(),
+                    lead_start=lead,
+                ),
             )
         else:
-            root, root_sig = hit
+            root, root_sig, story = hit
+            story = story_id(story)
             canonical = key_article_id(root)
             if same_text(root, key):
                 similarity, match = 1.0, "exact"
@@ -72,13 +92,13 @@ def assign(
                 similarity = round(float(estimate_similarity(sig, root_sig)), 4) if root_sig is not None else 0.0
                 match = "near"
             counts[f"duplicates.{match}"] += 1
-            yield "duplicates", _duplicate(key, values, canonical, similarity, match)
+            yield "duplicates", _duplicate(key, values, canonical, similarity, match, story)
         for _, _, copy, _ in same:
             counts["duplicates.exact"] += 1
-            yield "duplicates", _duplicate(key, copy, canonical, 1.0, "exact")
+            yield "duplicates", _duplicate(key, copy, canonical, 1.0, "exact", story)
 
 
-def _duplicate(key: int, values: tuple, of: str, similarity: float, match: str) -> Duplicate:
+def _duplicate(key: int, values: tuple, of: str, similarity: float, match: str, story: str) -> Duplicate:
     return Duplicate(
         article_id=key_article_id(key),
         duplicate_of=of,
@@ -89,4 +109,5 @@ def _duplicate(key: int, values: tuple, of: str, similarity: float, match: str) 
         url=values[_F["url"]],
         title=values[_F["title"]],
         published_at=values[_F["published_at"]],
+        story_id=story,
     )

@@ -18,8 +18,8 @@ from transforms.dedup.history import history_dates, read_history
 from transforms.dedup.keys import (
     HIST_BIT,
     by_shard,
-    canonical_choices,
     collapse_exact,
+    key_story,
     key_uid,
     make_uid,
     node_key,
@@ -27,13 +27,16 @@ from transforms.dedup.keys import (
     uid_shard,
 )
 from transforms.dedup.minhash import (
+    ANCHOR_BIT,
     band_keys,
     content_hash_of,
     estimate_similarity,
     normalize_text,
-    signatures_in_batches,
+    sketches_in_batches,
 )
-from transforms.dedup.records import assign, seal
+from transforms.dedup.profiles import COPY, FOLLOW, lead_start, verify
+from transforms.dedup.records import assign, seal, story_id
+from transforms.dedup.threads import story_choices
 
 STAGE = "dedup"
 
@@ -61,7 +64,8 @@ class _PrepareFn(beam.DoFn):
         aid = article.article_id
         uid = make_uid(aid, article.input_ref, chash, self._cfg.shards)
         key = node_key(uid, aid, chash, article.published_at, len(article.text), False)
-        yield uid_shard(uid), m.wire(m.Doc(uid, key, norm))
+        lead = lead_start(article.text, self._cfg.lead_line_words, self._cfg.max_lead_start)
+        yield uid_shard(uid), m.wire(m.Doc(uid, key, norm, lead))
         # The article itself waits for its decision in the last join: each text crosses one shuffle only.
         yield beam.pvalue.TaggedOutput("articles", (uid_shard(uid), m.wire(m.Pending(key, seal(article)))))
 
@@ -83,26 +87,38 @@ class _CollapseFn(beam.DoFn):
             batches = list(history[shard])  # a lazy multimap on the FnApi runners, a dict elsewhere
         except KeyError:
             batches = []
+        if batches:
+            # Stored articles per story, for the stories dataset (how much a story had before this run).
+            stored = collections.Counter(
+                key_story(k) for k in {key_uid(k): k for b in batches for k in b.keys}.values()
+            )
+            for story, n in sorted(stored.items()):
+                yield beam.pvalue.TaggedOutput("stored", (story_id(story), n))
         docs = [m.Doc.of(d) for d in grouped["docs"]]
         if docs:
             count("dedup.articles_in", len(docs))
             uids = np.array([d.uid for d in docs], dtype=np.uint64)
-            new = m.Nodes(uids, [d.key for d in docs], signatures_in_batches([d.text for d in docs], self._cfg))
-            yield beam.pvalue.TaggedOutput("sigs", (shard, m.Sigs(new.uids, new.sigs)))
+            sigs, prof = sketches_in_batches([d.text for d in docs], self._cfg, [d.lead for d in docs])
+            new = m.Nodes(uids, [d.key for d in docs], sigs, prof)
+            yield beam.pvalue.TaggedOutput("sigs", (shard, m.Sigs(new.uids, new.sigs, new.prof)))
             batches.append(new)
         nodes = m.Nodes.concat(batches, self._cfg.num_perm)
         reps, exact = collapse_exact(nodes.keys)
         if exact:
             count("dedup.exact_pairs", len(exact))
             dup, rep = (np.array([key_uid(k) for k in col], dtype=np.uint64) for col in zip(*exact, strict=True))
-            yield beam.pvalue.TaggedOutput("edges", m.Edges(dup, rep))
+            yield beam.pvalue.TaggedOutput("edges", m.Edges(dup, rep, np.full(dup.size, COPY, np.uint8)))
         yield beam.pvalue.TaggedOutput("keys", (shard, m.NodeKeys(nodes.uids, nodes.keys)))
         table = nodes.take(reps)
         yield shard, table
         if not reps:
             return
-        keys = band_keys(table.sigs, self._cfg.bands).ravel()
+        keys = band_keys(table.sigs, self._cfg.bands).ravel() & ~ANCHOR_BIT
         uids = np.repeat(table.uids, self._cfg.bands)
+        # Anchors (shared long n-grams) make follow-ups candidates too: their overall similarity is often too low
+        # for the bands.
+        keys = np.concatenate([keys, table.prof.anchors])
+        uids = np.concatenate([uids, np.repeat(table.uids, np.diff(table.prof.a_off))])
         for band_shard, sel in by_shard((keys % np.uint64(self._cfg.shards)).astype(np.int64)):
             yield beam.pvalue.TaggedOutput("bands", (band_shard, m.BandMembers(keys[sel], uids[sel])))
 
@@ -117,10 +133,24 @@ class _CandidatesFn(beam.DoFn):
         bands = list(keyed[1])
         keys = np.concatenate([b.keys for b in bands])
         uids = np.concatenate([b.uids for b in bands])
-        a, b, capped, skipped = bucket_pairs(keys, uids, self._cfg.max_bucket_size)
+        anchor = (keys & ANCHOR_BIT) != 0
+        a, b, capped, skipped = bucket_pairs(keys[~anchor], uids[~anchor], self._cfg.max_bucket_size)
         if capped:
             count("dedup.buckets_capped", capped)
             count("dedup.pairs_skipped", skipped)
+        if anchor.any():
+            # An n-gram in very many articles is boilerplate, not a story's background: its bucket is dropped.
+            ak, au = keys[anchor], uids[anchor]
+            distinct, sizes = np.unique(ak, return_counts=True)
+            hot = distinct[sizes > self._cfg.anchor_bucket_cap]
+            if hot.size:
+                count("dedup.anchor_buckets_dropped", int(hot.size))
+                keep = ~np.isin(ak, hot)
+                ak, au = ak[keep], au[keep]
+            fa, fb, _, _ = bucket_pairs(ak, au, self._cfg.anchor_bucket_cap)
+            if fa.size:
+                ab = np.unique(np.stack([np.concatenate([a, fa]), np.concatenate([b, fb])], axis=1), axis=0)
+                a, b = ab[:, 0], ab[:, 1]
         hist = np.uint64(HIST_BIT)
         keep = ((a & hist) == 0) | ((b & hist) == 0)  # two stored articles need not be compared again
         a, b = a[keep], b[keep]
@@ -145,31 +175,51 @@ def _attach_first(keyed) -> Iterator[tuple[int, m.HalfPairs]]:
     ab = np.unique(np.stack([a, b], axis=1), axis=0)  # a pair found in several band shards is checked once
     rows = np.array([index[u] for u in ab[:, 0].tolist()], dtype=np.int64)
     for shard, sel in by_shard(shards_of(ab[:, 1])):
-        yield shard, m.HalfPairs(ab[sel, 0], ab[sel, 1], table.sigs[rows[sel]])
+        yield shard, m.HalfPairs(ab[sel, 0], ab[sel, 1], table.sigs[rows[sel]], table.prof.take(rows[sel].tolist()))
 
 
-def _verify(keyed, threshold: float) -> Iterator[m.Edges]:
-    """Per shard: estimated similarity of each candidate pair; pairs at or above the threshold become edges."""
+def _verify(keyed, cfg: DedupConfig) -> Iterator[m.Edges]:
+    """Per shard: each candidate pair is a copy, a follow-up or unrelated (profiles.classify); the first two
+    become edges of their kind."""
     halves = keyed[1]["halves"]
     if not halves:
         return
     table, index = _table(keyed[1]["table"])
     a = np.concatenate([h.a for h in halves])
     b = np.concatenate([h.b for h in halves])
+    a_prof = m.Profiles.concat([h.a_prof for h in halves])
     rows = np.array([index[u] for u in b.tolist()], dtype=np.int64)
     sims = estimate_similarity(np.concatenate([h.a_sigs for h in halves]), table.sigs[rows])
-    ok = sims >= threshold
+    kinds = np.array(
+        [
+            verify(a_prof.item_row(i), table.prof.item_row(r), s, cfg, int(a_prof.lead[i]), int(table.prof.lead[r]))
+            for i, (r, s) in enumerate(zip(rows.tolist(), sims.tolist(), strict=True))
+        ],
+        dtype=np.uint8,
+    )
+    ok = kinds != 0
     count("dedup.pairs_compared", int(sims.size))
-    count("dedup.pairs_verified", int(ok.sum()))
+    count("dedup.pairs_verified", int((kinds == COPY).sum()))
+    count("dedup.pairs_followup", int((kinds == FOLLOW).sum()))
     if ok.any():
-        yield m.Edges(a[ok], b[ok])
+        yield m.Edges(a[ok], b[ok], kinds[ok])
 
 
 def _route(edges: m.Edges, shards: int) -> Iterator[tuple[int, m.Adjacent]]:
     """Each undirected edge to both endpoints' graph shards, so that every node sees all of its neighbours."""
-    u, v = np.concatenate([edges.a, edges.b]), np.concatenate([edges.b, edges.a])
+    return _route_pairs(edges.a, edges.b, shards)
+
+
+def _route_pairs(a: np.ndarray, b: np.ndarray, shards: int) -> Iterator[tuple[int, m.Adjacent]]:
+    u, v = np.concatenate([a, b]), np.concatenate([b, a])
     for shard, sel in by_shard(shards_of(u) % shards):
         yield shard, m.Adjacent(u[sel], v[sel])
+
+
+def _edges_by_first(edges: m.Edges) -> Iterator[tuple[int, m.Edges]]:
+    """Each edge to its first node's shard, where that node's component is known."""
+    for shard, sel in by_shard(shards_of(edges.a)):
+        yield shard, m.Edges(edges.a[sel], edges.b[sel], edges.kind[sel])
 
 
 def _adjacent(batches: Iterable[m.Adjacent]) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +228,7 @@ def _adjacent(batches: Iterable[m.Adjacent]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _star_and_route(keyed, large: bool, shards: int) -> Iterator[tuple[int, m.Adjacent]]:
-    return _route(m.Edges(*star_step(*_adjacent(keyed[1]), large)), shards)
+    return _route_pairs(*star_step(*_adjacent(keyed[1]), large), shards)
 
 
 def _components(keyed) -> Iterator[tuple[int, m.Members]]:
@@ -191,7 +241,8 @@ def _components(keyed) -> Iterator[tuple[int, m.Members]]:
 
 
 def _member_keys(keyed) -> Iterator[tuple[int, m.ComponentKeys]]:
-    """Per shard: each clustered node brings its canonical-order key to its component's shard."""
+    """Per shard: each clustered node brings its canonical-order key, and each edge whose first node is here its
+    kind, to their component's shard."""
     grouped = keyed[1]
     if not grouped["members"]:
         return
@@ -200,19 +251,44 @@ def _member_keys(keyed) -> Iterator[tuple[int, m.ComponentKeys]]:
         keys.update(zip(batch.uids.tolist(), batch.keys, strict=True))
     nodes = np.concatenate([b.nodes for b in grouped["members"]])
     comps = np.concatenate([b.roots for b in grouped["members"]])
+    comp_of = dict(zip(nodes.tolist(), comps.tolist(), strict=True))
+    edges = grouped["edges"]
+    ea = np.concatenate([np.zeros(0, np.uint64), *[e.a for e in edges]])
+    eb = np.concatenate([np.zeros(0, np.uint64), *[e.b for e in edges]])
+    ek = np.concatenate([np.zeros(0, np.uint8), *[e.kind for e in edges]])
+    ec = np.array([comp_of[u] for u in ea.tolist()], dtype=np.uint64)
+    edge_shards = shards_of(ec)
     for shard, sel in by_shard(shards_of(comps)):
-        yield shard, m.ComponentKeys(comps[sel], [keys[u] for u in nodes[sel].tolist()])
+        at = edge_shards == shard
+        yield (
+            shard,
+            m.ComponentKeys(
+                comps[sel], [keys[u] for u in nodes[sel].tolist()], ec[at], m.Edges(ea[at], eb[at], ek[at])
+            ),
+        )
 
 
 def _canonical(keyed) -> Iterator[tuple[int, m.Wanted]]:
-    """Per shard of components: the canonical member (smallest key); the others ask it for its signature."""
+    """Per shard of components: copy clusters, their canonical member (smallest key) and story (threads.py); the
+    others ask their canonical for its signature."""
     members: dict[int, list] = collections.defaultdict(list)
+    edges: dict[int, list] = collections.defaultdict(list)
     for batch in keyed[1]:
         for comp, key in zip(batch.comps.tolist(), batch.keys, strict=True):
             members[comp].append(key)
-    dups, roots = canonical_choices(members.values())
+        e = batch.edges
+        for comp, a, b, kind in zip(
+            batch.edge_comps.tolist(), e.a.tolist(), e.b.tolist(), e.kind.tolist(), strict=True
+        ):
+            edges[comp].append((a, b, kind))
+    dups, roots = story_choices((members[c], edges.get(c, [])) for c in sorted(members))
     for shard in sorted(dups.keys() | roots.keys()):
         yield shard, m.Wanted(dups.get(shard, []), roots.get(shard, []))
+
+
+def _without_profiles(keyed: tuple[int, m.Nodes]) -> tuple[int, m.Nodes]:
+    shard, nodes = keyed
+    return shard, nodes._replace(prof=m.Profiles.empty(len(nodes.keys)))
 
 
 class _RootSigFn(beam.DoFn):
@@ -226,9 +302,9 @@ class _RootSigFn(beam.DoFn):
         out: dict[int, list] = collections.defaultdict(list)
         roots = []
         for want in grouped["wants"]:
-            for uid, canonical in want.dups:
+            for uid, canonical, story in want.dups:
                 row = index.get(key_uid(canonical))
-                out[uid_shard(uid)].append((uid, canonical, None if row is None else table.sigs[row]))
+                out[uid_shard(uid)].append((uid, canonical, None if row is None else table.sigs[row], story))
             roots.extend(want.roots)
         for dup_shard, items in out.items():
             yield dup_shard, m.Decisions(items)
@@ -241,11 +317,12 @@ class _AssignFn(beam.DoFn):
 
     def process(self, keyed):
         grouped = keyed[1]
-        dups = {uid: (root, sig) for batch in grouped["dups"] for uid, root, sig in batch.items}
-        roots = dict(item for batch in grouped["roots"] for item in batch.items)
+        dups = {uid: (root, sig, story) for batch in grouped["dups"] for uid, root, sig, story in batch.items}
+        roots = {uid: (n, story) for batch in grouped["roots"] for uid, n, story in batch.items}
         sig_of = {}
         for batch in grouped["sigs"]:
-            sig_of.update(zip(batch.uids.tolist(), batch.sigs, strict=True))
+            for i, uid in enumerate(batch.uids.tolist()):
+                sig_of[uid] = (batch.sigs[i], batch.prof.item_row(i), batch.prof.anchor_row(i), int(batch.prof.lead[i]))
         counts = collections.Counter()
         pending = [m.Pending.of(p) for p in grouped["articles"]]
         for tag, record in assign(pending, sig_of, dups, roots, counts):
@@ -256,7 +333,8 @@ class _AssignFn(beam.DoFn):
 
 class Dedup(beam.PTransform):
     """Article -> {'articles': canonical Articles, 'duplicates': Duplicate, 'signatures': Signature,
-    'rejects': Reject}. Every input article ends in exactly one of articles, duplicates or rejects."""
+    'rejects': Reject, 'stored_stories': (story_id, stored articles of earlier runs)}. Every input article ends in
+    exactly one of articles, duplicates or rejects; articles and duplicates carry their story_id."""
 
     def __init__(self, cfg: DedupConfig = DedupConfig()):
         super().__init__()
@@ -268,8 +346,10 @@ class Dedup(beam.PTransform):
         )
         collapsed = self._collapse(docs, self._history(articles.pipeline))
         near = self._near_edges(collapsed["bands"], collapsed["tables"])
-        members = self._connected_components((collapsed["edges"], near) | "AllEdges" >> beam.Flatten())
-        decided = self._decide(members, collapsed["keys"], collapsed["tables"])
+        edges = (collapsed["edges"], near) | "AllEdges" >> beam.Flatten()
+        members = self._connected_components(edges)
+        by_first = edges | "EdgesByFirst" >> beam.FlatMap(_edges_by_first).with_output_types(_keyed(m.Edges))
+        decided = self._decide(members, collapsed["keys"], collapsed["tables"], by_first)
         assigned = (
             {"articles": pending, "sigs": collapsed["sigs"], "dups": decided["dups"], "roots": decided["roots"]}
             | "GroupDocs" >> beam.CoGroupByKey()
@@ -280,6 +360,7 @@ class Dedup(beam.PTransform):
             "duplicates": assigned["duplicates"],
             "signatures": assigned["signatures"],
             "rejects": rejects,
+            "stored_stories": collapsed["stored"],
         }
 
     def _history(self, pipeline):
@@ -306,7 +387,7 @@ class Dedup(beam.PTransform):
             | "Collapse"
             >> TaggedParDo(
                 _CollapseFn(self._cfg),
-                *("sigs", "edges", "bands", "keys"),
+                *("sigs", "edges", "bands", "keys", "stored"),
                 main="tables",
                 kwargs={"history": beam.pvalue.AsMultiMap(history)},
                 output_types={
@@ -315,6 +396,7 @@ class Dedup(beam.PTransform):
                     "edges": m.Edges,
                     "bands": _keyed(m.BandMembers),
                     "keys": _keyed(m.NodeKeys),
+                    "stored": tuple[str, int],
                 },
             )
         )
@@ -334,7 +416,7 @@ class Dedup(beam.PTransform):
         return (
             {"table": tables, "halves": halves}
             | "GroupSecond" >> beam.CoGroupByKey()
-            | "Verify" >> beam.FlatMap(_verify, self._cfg.threshold).with_output_types(m.Edges)
+            | "Verify" >> beam.FlatMap(_verify, self._cfg).with_output_types(m.Edges)
         )
 
     def _connected_components(self, edges):
@@ -354,17 +436,20 @@ class Dedup(beam.PTransform):
             | "Components" >> beam.FlatMap(_components).with_output_types(_keyed(m.Members))
         )
 
-    def _decide(self, members, keys, tables) -> dict:
-        """Each component's canonical member, and each duplicate's decision with the canonical's signature."""
+    def _decide(self, members, keys, tables, edges) -> dict:
+        """Each copy cluster's canonical member and story, and each duplicate's decision with the canonical's
+        signature."""
         wants = (
-            {"members": members, "keys": keys}
+            {"members": members, "keys": keys, "edges": edges}
             | "GroupMembers" >> beam.CoGroupByKey()
             | "MemberKeys" >> beam.FlatMap(_member_keys).with_output_types(_keyed(m.ComponentKeys))
             | "GroupComponents" >> beam.GroupByKey()
             | "Canonical" >> beam.FlatMap(_canonical).with_output_types(_keyed(m.Wanted))
         )
+        # The canonical's signature is all this join needs of the table: its profiles stay behind.
+        sig_tables = tables | "WithoutProfiles" >> beam.Map(_without_profiles).with_output_types(_keyed(m.Nodes))
         return (
-            {"table": tables, "wants": wants}
+            {"table": sig_tables, "wants": wants}
             | "GroupCanonical" >> beam.CoGroupByKey()
             | "CanonicalSignature"
             >> TaggedParDo(

@@ -31,6 +31,8 @@ def rows_for(dataset: str, element, run_date: dt.date, ingested_at: dt.datetime)
         return [ds.signature_row(element, run_date)]
     if dataset == "fetch_state":
         return [ds.fetch_state_row(element, run_date)]
+    if dataset == "stories":
+        return [ds.story_row(element, run_date)]
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
