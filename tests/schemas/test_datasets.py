@@ -15,6 +15,7 @@ from schemas.elements import (
     Reject,
     Removed,
     Signature,
+    Story,
     stable_hash,
 )
 
@@ -38,16 +39,35 @@ ARTICLE = Article(
     duplicate_count=2,
     entities=(
         EntityMention("Mark Rutte", "PERSON", 11, 21, "Mark Rutte"),
-        EntityMention("Rutte", "PERSON", 29, 34, "Mark Rutte"),
-        EntityMention("NATO", "ORG", 0, 4, "NATO"),
+        EntityMention("Rutte", "PERSON", 29, 34, "Mark Rutte", model_label="PER"),
+        EntityMention("NATO", "ORG", 0, 4, "NATO", entity_id="wikidata:Q7184"),
     ),
+    language="en",
+    story_id="s1",
+)
+STORY = Story(
+    story_id="s1",
+    first_seen=PUB,
+    last_seen=AT,
+    canonical_id="a",
+    canonical_title="T",
+    article_count=2,
+    duplicate_count=1,
+    sources=("seeds", "wire"),
+    top_entities=(("Mark Rutte", "PERSON", 2),),
+    earlier_articles=3,
+    started_here=False,
 )
 ROWS = {
     "articles": [ds.article_row(ARTICLE, RUN, AT)],
     "duplicates": [ds.duplicate_row(Duplicate("d", "a", 0.9, "near", "s", "/x/b.txt", published_at=PUB), RUN, AT)],
     "entities": list(ds.entity_rows(ARTICLE, RUN)),
     "rejects": [ds.reject_row(Reject.of("/x/c.txt", "read", "empty", "file is empty"), RUN)],
-    "signatures": [ds.signature_row(Signature("a", "h", (1, 2**63 + 5), PUB), RUN)],
+    "signatures": [
+        ds.signature_row(Signature("a", "h", (1, 2**63 + 5), PUB), RUN),
+        ds.signature_row(Signature("b", "h", (1,), PUB, "s1", b"\x01\x00\x00\x00", b"\x02" * 8, 12), RUN),
+    ],
+    "stories": [ds.story_row(STORY, RUN)],
     "fetch_state": [ds.fetch_state_row(FetchState("https://e.com/a", '"v1"', "Sat, 22 Mar 2025", AT, 304), RUN)],
 }
 
