@@ -203,3 +203,20 @@ def test_a_bad_map_on_the_command_line_is_a_usage_error():
 
     with pytest.raises(UsageError, match=r"is a model for 'fr', not 'de'"):
         to_config(IngestOptions(["--output", "/tmp/o", "--spacy-model", "de=fr_core_news_sm"]), now=NOW)
+
+
+def test_the_builtin_gazetteer_is_built_by_each_worker_not_shipped_with_the_dofn():
+    from apache_beam.internal import pickler
+
+    cfg = E.EntityConfig()
+    built_here = _NerBatchFn(cfg, None)
+    shipped = _NerBatchFn(cfg, E.gazetteer_patterns(cfg))
+    # Runners that send the DoFn with every task (Dask) unpickle it per bundle: it must stay small.
+    assert len(pickler.dumps(built_here)) < 50_000 < len(pickler.dumps(shipped))
+    text = "Officials in Kyiv said on Monday that talks in Geneva would resume."
+    article = Article(input_ref="en", source="s", text=text, language="en")
+    for fn in (built_here, shipped):
+        fn.setup()
+    got = _run(built_here, article)["en"].entities
+    assert got == _run(shipped, article)["en"].entities
+    assert any(m.entity_id and m.canonical == "Geneva" for m in got)

