@@ -366,3 +366,29 @@ def test_a_followup_on_tuesday_joins_mondays_story(tmp_path):
     assert run_ingest("--input", day2a.parent / "*.jsonl", "--output", out, "--run-date", tuesday.isoformat()) == 0
     again = read_dataset(out, "stories").to_pylist()
     assert sorted((str(s["run_date"]), s["story_id"]) for s in again) == sorted(by_day)
+
+
+def test_a_pair_that_is_not_a_near_duplicate_is_never_a_copy_whatever_its_structure():
+    from transforms.dedup.config import DedupConfig
+    from transforms.dedup.profiles import COPY, FOLLOW, Features, classify
+
+    cfg = DedupConfig()
+    # Two briefs written on one template: leads and most sampled shingles shared, in order, but the estimated
+    # similarity of the whole texts is that of different stories.
+    alike = Features(shared=40, cont_a=0.6, cont_b=0.55, lead_a=0.5, lead_b=0.45, order=0.9, run=10)
+    assert classify(alike, cfg.copy_min_similarity - 0.15, cfg) == FOLLOW
+    assert classify(alike, cfg.copy_min_similarity, cfg) == COPY
+
+
+def test_a_follow_up_reuses_a_passage_not_scattered_template_phrases():
+    from transforms.dedup.config import DedupConfig
+    from transforms.dedup.profiles import FOLLOW, UNRELATED, Features, _longest_run, classify
+
+    cfg = DedupConfig()
+    # Shared samples at these places of each text's sample sequence: one run of 9 in both, or scattered pairs.
+    passage = np.arange(40, 49), np.arange(3, 12)
+    scattered = np.array([1, 2, 10, 11, 20, 21, 30, 31, 40]), np.array([5, 6, 15, 16, 22, 23, 35, 36, 44])
+    assert _longest_run(*passage) == 9 and _longest_run(*scattered) == 2
+    for (ia, ib), kind in ((passage, FOLLOW), (scattered, UNRELATED)):
+        f = Features(shared=9, cont_a=0.3, cont_b=0.25, lead_a=0.0, lead_b=0.05, order=1.0, run=_longest_run(ia, ib))
+        assert classify(f, 0.2, cfg) == kind

@@ -117,6 +117,7 @@ class Features(NamedTuple):
     lead_a: float  # share of A's lead (first lead_words words) found anywhere in B
     lead_b: float
     order: float  # share of the shared shingles that appear in the same order in both (longest common run)
+    run: int = 0  # the longest passage reused verbatim: shared samples that follow each other in both texts
 
 
 def lead_words(size: int, start: int, cfg) -> int:
@@ -161,22 +162,44 @@ def features(a: np.ndarray, b: np.ndarray, cfg, start_a: int = 0, start_b: int =
         order = float(np.count_nonzero(steps > 0)) / steps.size
     elif shared:
         order = 1.0
-    return Features(shared, shared / max(sa.size, 1), shared / max(sb.size, 1), la, lb, order)
+    return Features(shared, shared / max(sa.size, 1), shared / max(sb.size, 1), la, lb, order, _longest_run(ia, ib))
+
+
+def _longest_run(ia: np.ndarray, ib: np.ndarray) -> int:
+    """The most shared samples that are consecutive samples in both texts: a passage reused as it was. Phrases
+    two texts share because they are written on one template break off at every slot filled differently."""
+    if ia.size < 2:
+        return int(ia.size)
+    order = np.argsort(ia, kind="stable")
+    a, b = ia[order], ib[order]
+    follows = (np.diff(a) == 1) & (np.diff(b) == 1)
+    best = run = 0
+    for f in follows.tolist():
+        run = run + 1 if f else 0
+        best = max(best, run)
+    return best + 1
 
 
 def classify(f: Features | None, similarity: float, cfg) -> int:
     """COPY, FOLLOW or UNRELATED for a candidate pair; `cfg` is the DedupConfig.
 
-    A copy keeps the original's lead (perhaps reworded, under a new title) and most of its body in order: both
-    leads are found in the other article, and the shorter text is mostly inside the longer. A follow-up writes a
+    A copy is a near-duplicate (estimated similarity at least `copy_min_similarity`) that keeps the original's
+    lead (perhaps reworded, under a new title) and most of its body in order: both leads are found in the other
+    article, and the shorter text is mostly inside the longer. A follow-up writes a
     lead of its own over text reused lower down: their leads differ, but a real share of one is inside the other.
     Without profiles (signatures stored by an older version) the estimated similarity decides, as it used to."""
     if f is None:
         return COPY if similarity >= cfg.threshold else UNRELATED
     contained = max(f.cont_a, f.cont_b)
-    if min(f.lead_a, f.lead_b) >= cfg.copy_lead and contained >= cfg.copy_containment and f.order >= cfg.copy_order:
+    is_copy = (
+        similarity >= cfg.copy_min_similarity
+        and min(f.lead_a, f.lead_b) >= cfg.copy_lead
+        and contained >= cfg.copy_containment
+        and f.order >= cfg.copy_order
+    )
+    if is_copy:
         return COPY
-    if f.shared >= cfg.follow_min_shared and contained >= cfg.follow_containment:
+    if f.shared >= cfg.follow_min_shared and contained >= cfg.follow_containment and f.run >= cfg.follow_min_run:
         return FOLLOW
     return UNRELATED
 
