@@ -30,3 +30,17 @@ def read_dataset(output: pathlib.Path | str, name: str) -> pa.Table:
     if not path.exists():
         return pa.table({})
     return pads.dataset(str(path), format="parquet", partitioning="hive").to_table()
+
+
+def spans(text, *wanted):
+    """Raw (start, end, label, id) spans for (surface, label) pairs, found left to right in `text`."""
+    out, pos = [], 0
+    for surface, label in wanted:
+        start = text.index(surface, pos)
+        out.append((start, start + len(surface), label, ""))
+        pos = start + 1
+    return out
+
+
+def table(mentions):
+    return [(m.text, m.label, m.canonical) for m in mentions]

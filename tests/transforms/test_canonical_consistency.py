@@ -1,6 +1,8 @@
 """Tests for per-article consistency in canonicalize: common labels, majority labels, missed mentions found again,
 capitals lines matched to the body, entity ids, and the small repairs (dates, demonyms, headings, names)."""
 
+from conftest import spans, table
+
 from transforms import entities as E
 from transforms.entities.canonical import KnownNames, caps_spans
 
@@ -13,20 +15,6 @@ KNOWN = KnownNames.of(
         "Rugby": ("GPE", "geonames:2638978", "minor"),
     }
 )
-
-
-def spans(text, *wanted):
-    """Raw (start, end, label, id) spans for (surface, label) pairs, found left to right in `text`."""
-    out, pos = [], 0
-    for surface, label in wanted:
-        start = text.index(surface, pos)
-        out.append((start, start + len(surface), label, ""))
-        pos = start + 1
-    return out
-
-
-def table(mentions):
-    return [(m.text, m.label, m.canonical) for m in mentions]
 
 
 def test_model_labels_map_to_the_common_set_and_are_kept():

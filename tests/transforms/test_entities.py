@@ -9,6 +9,7 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from conftest import spans, table
 
 from schemas.elements import Article, EntityMention
 from transforms import entities as E
@@ -17,20 +18,6 @@ from transforms.entities.transform import _batch_failures_to_rejects, _NerBatchF
 
 RUNNER = "pipelines.runners.OfflineDirectRunner"
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
-
-
-def spans(text, *wanted):
-    """Raw (start, end, label, id) spans for (surface, label) pairs, found left to right in `text`."""
-    out, pos = [], 0
-    for surface, label in wanted:
-        start = text.index(surface, pos)
-        out.append((start, start + len(surface), label, ""))
-        pos = start + 1
-    return out
-
-
-def table(mentions):
-    return [(m.text, m.label, m.canonical) for m in mentions]
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from schemas.elements import EntityMention
 from transforms.entities.gazetteer import is_entity_id
-from transforms.entities.labels import common_label
+from transforms.entities.labels import COMMON_LABELS, common_label
 
 # Named things analysts query, plus DATE. Numeric types (CARDINAL, MONEY, PERCENT, ...) are noise per article.
-NAME_LABELS = (
-    "PERSON",
-    "NORP",
-    "FAC",
-    "ORG",
-    "GPE",
-    "LOC",
-    "PRODUCT",
-    "EVENT",
-    "WORK_OF_ART",
-    "LAW",
-    "LANGUAGE",
-    "MISC",
-)
+NAME_LABELS = tuple(label for label in COMMON_LABELS if label != "DATE")
 DEFAULT_LABELS = NAME_LABELS + ("DATE",)
 # Labels of places: a model entity with one of them gets the gazetteer's id for its name.
 PLACE_LABELS = ("GPE", "LOC")
