@@ -130,13 +130,8 @@ def build(p: beam.Pipeline, cfg: RunConfig):
     raw = [s["raw"] for s in sources] | "AllRaw" >> beam.Flatten()
     read_rejects = [s["rejects"] for s in sources] | "AllReadRejects" >> beam.Flatten()
     chain = raw | "Chain" >> ArticleChain(cfg)
-    datasets = {
-        "articles": chain["articles"],
-        "duplicates": chain["duplicates"],
-        "signatures": chain["signatures"],
-        "stories": chain["stories"],
-        "rejects": (read_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten(),
-    }
+    # The chain's datasets, with the read stage's rejects joining the chain's.
+    datasets = {**chain, "rejects": (read_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten()}
     if feeds is not None:
         datasets["fetch_state"] = feeds["state"]
     return datasets | "Write" >> WriteDatasets(cfg.write, counts=_input_counts(p, files, feeds))

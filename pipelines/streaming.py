@@ -244,10 +244,7 @@ def build_streaming(p: beam.Pipeline, cfg, start: float | None = None):
     )
     chain = raw | "Chain" >> ArticleChain(cfg)
     outputs = {
-        "articles": chain["articles"],
-        "duplicates": chain["duplicates"],
-        "signatures": chain["signatures"],
-        "stories": chain["stories"],
+        **chain,
         "rejects": (feed_rejects, fetch_rejects, chain["rejects"]) | "AllRejects" >> beam.Flatten(),
         "fetch_state": fetched["state"] | "HourlyFetchState" >> beam.WindowInto(hourly),
     }
