@@ -29,11 +29,13 @@ from transforms.dedup import (
     key_article_id,
     lead_start,
     make_uid,
+    may_relate,
     node_key,
     normalize_text,
     sketches,
     threads,
     verify,
+    view,
 )
 from transforms.stories import Stories, aggregate, member_of_article, member_of_duplicate
 from transforms.write import to_table
@@ -92,6 +94,8 @@ def _kind(a: str, b: str) -> int:
     sim = float((sigs[0] == sigs[1]).mean())
     kind = classify(features(prof.item_row(0), prof.item_row(1), CFG, *starts), sim, CFG)
     assert verify(prof.item_row(0), prof.item_row(1), sim, CFG, *starts) == kind  # the shortcut agrees
+    if kind != UNRELATED:  # the screen never drops a related pair
+        assert may_relate(view(prof.item_row(0), CFG, starts[0]), view(prof.item_row(1), CFG, starts[1]), sim, CFG)
     return kind
 
 
@@ -119,6 +123,29 @@ def test_a_followup_reusing_most_of_the_original_is_still_no_copy():
     # 80% of the original's body under a new lead: overall overlap as high as a copy's, but the lead is new.
     followup = text("Port buyer names new chief", *sentences(5, 5), *ORIGINAL[5:])
     assert _kind(text(*ORIGINAL), followup) == FOLLOW
+
+
+def test_the_screen_only_drops_pairs_that_are_neither_copy_nor_follow_up():
+    # Random pairs sharing a random number of sentences at random places: whatever `classify` calls related, the
+    # cheap set screen run before it must let through; and it must drop most of the unrelated ones.
+    r = random.Random(7)
+    dropped = related = 0
+    for trial in range(300):
+        base = sentences(100 + trial, 20)
+        other = sentences(1000 + trial, 20)
+        k = r.randint(0, 12)
+        at = r.randint(0, 20 - k)
+        other[at : at + k] = base[r.randint(0, 20 - k) :][:k]
+        a, b = text(*base), text(*other)
+        starts = [lead_start(t, CFG.lead_line_words, CFG.max_lead_start) for t in (a, b)]
+        sigs, prof = sketches([normalize_text(a), normalize_text(b)], CFG, starts)
+        sim = float((sigs[0] == sigs[1]).mean())
+        kind = verify(prof.item_row(0), prof.item_row(1), sim, CFG, *starts)
+        passes = may_relate(view(prof.item_row(0), CFG, starts[0]), view(prof.item_row(1), CFG, starts[1]), sim, CFG)
+        related += kind != UNRELATED
+        dropped += not passes
+        assert passes or kind == UNRELATED
+    assert related > 30 and dropped > 50  # both sides of the screen were exercised
 
 
 def test_without_profiles_the_estimated_similarity_decides():
@@ -382,13 +409,20 @@ def test_a_pair_that_is_not_a_near_duplicate_is_never_a_copy_whatever_its_struct
 
 def test_a_follow_up_reuses_a_passage_not_scattered_template_phrases():
     from transforms.dedup.config import DedupConfig
-    from transforms.dedup.profiles import FOLLOW, UNRELATED, Features, _longest_run, classify
+    from transforms.dedup.profiles import FOLLOW, UNRELATED, Features, classify
 
     cfg = DedupConfig()
-    # Shared samples at these places of each text's sample sequence: one run of 9 in both, or scattered pairs.
+    # Profiles of sampled shingles only (low bits 0). B holds nine of A's shingles at these places of A and of B:
+    # one passage (consecutive in both), or pairs scattered like template phrases.
+    a = np.arange(1, 61, dtype=np.uint32) << np.uint32(cfg.sample_bits)
     passage = np.arange(40, 49), np.arange(3, 12)
     scattered = np.array([1, 2, 10, 11, 20, 21, 30, 31, 40]), np.array([5, 6, 15, 16, 22, 23, 35, 36, 44])
-    assert _longest_run(*passage) == 9 and _longest_run(*scattered) == 2
+    runs = []
     for (ia, ib), kind in ((passage, FOLLOW), (scattered, UNRELATED)):
-        f = Features(shared=9, cont_a=0.3, cont_b=0.25, lead_a=0.0, lead_b=0.05, order=1.0, run=_longest_run(ia, ib))
+        b = np.arange(1001, 1061, dtype=np.uint32) << np.uint32(cfg.sample_bits)
+        b[ib] = a[ia]
+        run = features(a, b, cfg).run
+        runs.append(run)
+        f = Features(shared=9, cont_a=0.3, cont_b=0.25, lead_a=0.0, lead_b=0.05, order=1.0, run=run)
         assert classify(f, 0.2, cfg) == kind
+    assert runs == [9, 2]

@@ -34,7 +34,12 @@ from transforms.dedup.profiles import (
     classify,
     features,
     lead_start,
+    View,
+    features_of,
+    may_relate,
     verify,
+    verify_views,
+    view,
 )
 from transforms.dedup.threads import story_choices, threads
 from transforms.dedup.transform import STAGE, Dedup
@@ -48,6 +53,11 @@ __all__ = [
     "Profiles",
     "classify",
     "features",
+    "View",
+    "features_of",
+    "may_relate",
+    "verify_views",
+    "view",
     "sketches",
     "story_choices",
     "threads",

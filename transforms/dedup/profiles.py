@@ -129,55 +129,83 @@ def lead_words(size: int, start: int, cfg) -> int:
     return max(cfg.lead_min_words, min(cfg.lead_max_words, length // 4))
 
 
+class View(NamedTuple):
+    """One profile made ready for many comparisons (built once per article, not once per pair): its lead, the
+    set of everything it keeps, and its sampled shingles in text order with where each first occurs."""
+
+    lead: list  # the lead's shingles (lead_words of them from the lead start)
+    kept: frozenset  # every shingle the profile keeps: what another article's lead is looked up in
+    samples: int  # sampled entries, repeats included
+    order: list  # distinct sampled shingles, in order of first occurrence
+    first: dict  # sampled shingle -> index of its first occurrence among the sampled entries
+
+
+def view(items: np.ndarray, cfg, start: int = 0) -> View | None:
+    """The View of a profile whose lead starts at `start`, or None when it has no entries (stored by an older
+    version)."""
+    if not items.size:
+        return None
+    values = items.tolist()
+    start = min(start, len(values) - 1)
+    sample = items[(items & np.uint32((1 << cfg.sample_bits) - 1)) == 0].tolist()
+    # Built from the end, the dict keeps each shingle's first index; sorting by it gives the text order.
+    first = dict(zip(reversed(sample), range(len(sample) - 1, -1, -1)))
+    order = sorted(first, key=first.__getitem__)
+    return View(
+        values[start : start + lead_words(len(values), start, cfg)], frozenset(values), len(sample), order, first
+    )
+
+
 def lead_shares(a: np.ndarray, b: np.ndarray, cfg, start_a: int = 0, start_b: int = 0) -> tuple[float, float]:
     """The share of A's lead found anywhere B's profile keeps, and of B's lead in A (0 when either is empty)."""
-    if not a.size or not b.size:
-        return 0.0, 0.0
-    return _lead_in(a, start_a, b, cfg), _lead_in(b, start_b, a, cfg)
+    va, vb = view(a, cfg, start_a), view(b, cfg, start_b)
+    return (0.0, 0.0) if va is None or vb is None else _leads(va, vb)
 
 
-def _lead_in(a: np.ndarray, start: int, b: np.ndarray | set, cfg) -> float:
-    start = min(start, a.size - 1)
-    lead = a[start : start + lead_words(a.size, start, cfg)].tolist()
-    other = b if isinstance(b, set) else set(b.tolist())
-    return sum(x in other for x in lead) / len(lead)
+def _leads(va: View, vb: View) -> tuple[float, float]:
+    return (
+        sum(x in vb.kept for x in va.lead) / len(va.lead),
+        sum(x in va.kept for x in vb.lead) / len(vb.lead),
+    )
 
 
 def features(a: np.ndarray, b: np.ndarray, cfg, start_a: int = 0, start_b: int = 0) -> Features | None:
-    """Pair features of two profiles, or None when either has none (no profile: decide as before).
-
-    Containment and order use the sampled shingles only (every text keeps the same ones, wherever they sit), the
-    leads use every shingle of the lead against all the other text keeps: its dense start, its sample beyond."""
-    if not a.size or not b.size:
-        return None
-    mask = np.uint32((1 << cfg.sample_bits) - 1)
-    sa, sb = np.flatnonzero((a & mask) == 0), np.flatnonzero((b & mask) == 0)
-    common, ia, ib = np.intersect1d(a[sa], b[sb], return_indices=True)
-    shared = int(common.size)
-    la, lb = lead_shares(a, b, cfg, start_a, start_b)
-    order = 0.0
-    if shared > 1:
-        # Entries are in text order: B's order of the shared shingles, taken in A's order, mostly goes forward.
-        steps = np.diff(sb[ib][np.argsort(sa[ia], kind="stable")])
-        order = float(np.count_nonzero(steps > 0)) / steps.size
-    elif shared:
-        order = 1.0
-    return Features(shared, shared / max(sa.size, 1), shared / max(sb.size, 1), la, lb, order, _longest_run(ia, ib))
+    """Pair features of two profiles, or None when either has none (no profile: decide as before)."""
+    va, vb = view(a, cfg, start_a), view(b, cfg, start_b)
+    return None if va is None or vb is None else features_of(va, vb)
 
 
-def _longest_run(ia: np.ndarray, ib: np.ndarray) -> int:
-    """The most shared samples that are consecutive samples in both texts: a passage reused as it was. Phrases
-    two texts share because they are written on one template break off at every slot filled differently."""
-    if ia.size < 2:
-        return int(ia.size)
-    order = np.argsort(ia, kind="stable")
-    a, b = ia[order], ib[order]
-    follows = (np.diff(a) == 1) & (np.diff(b) == 1)
+def features_of(va: View, vb: View, leads: bool = True) -> Features:
+    """Pair features of two Views (lead shares left at 0 without `leads`: only a copy needs them).
+
+    Containment, order and passages use the sampled shingles only (every text keeps the same ones, wherever they
+    sit), the leads use every shingle of the lead against all the other text keeps: its dense start, its sample
+    beyond. A shingle repeated in a text counts at its first occurrence."""
+    first_b = vb.first
+    ia = [va.first[x] for x in va.order if x in first_b]  # increasing: A's text order
+    ib = [first_b[x] for x in va.order if x in first_b]
+    shared = len(ia)
+    la, lb = _leads(va, vb) if leads else (0.0, 0.0)
+    order = 1.0 if shared == 1 else 0.0
     best = run = 0
-    for f in follows.tolist():
-        run = run + 1 if f else 0
+    for k in range(1, shared):
+        # B's order of the shared shingles, taken in A's order, mostly goes forward in a copy; a passage reused
+        # as it was is a stretch of samples consecutive in both. Phrases two texts share because they are
+        # written on one template break off at every slot filled differently.
+        order += ib[k] > ib[k - 1]
+        run = run + 1 if ib[k] - ib[k - 1] == 1 and ia[k] - ia[k - 1] == 1 else 0
         best = max(best, run)
-    return best + 1
+    if shared > 1:
+        order /= shared - 1
+    return Features(
+        shared,
+        shared / max(va.samples, 1),
+        shared / max(vb.samples, 1),
+        la,
+        lb,
+        order,
+        best + 1 if shared > 1 else shared,
+    )
 
 
 def classify(f: Features | None, similarity: float, cfg) -> int:
@@ -204,10 +232,29 @@ def classify(f: Features | None, similarity: float, cfg) -> int:
     return UNRELATED
 
 
+def may_relate(va: View | None, vb: View | None, similarity: float, cfg) -> bool:
+    """False when a pair can be neither a copy (too dissimilar) nor a follow-up (too few sampled shingles in
+    common, or too small a share of either text): a set test that spares `features_of` many candidates. True
+    when either profile is missing (the similarity decides, see classify)."""
+    if similarity >= cfg.copy_min_similarity or va is None or vb is None:
+        return True
+    shared = len(va.first.keys() & vb.first.keys())
+    return shared >= cfg.follow_min_shared and shared >= cfg.follow_containment * min(va.samples, vb.samples)
+
+
 def verify(a: np.ndarray, b: np.ndarray, similarity: float, cfg, start_a: int = 0, start_b: int = 0) -> int:
-    """`classify` of a candidate pair from its two profiles and lead starts. A pair estimated at `copy_sure` or
-    more whose leads are each in the other is a copy without measuring the rest (what costs most)."""
-    if a.size and b.size and similarity >= cfg.copy_sure:
-        if min(lead_shares(a, b, cfg, start_a, start_b)) >= cfg.copy_lead:
-            return COPY
-    return classify(features(a, b, cfg, start_a, start_b), similarity, cfg)
+    """`classify` of a candidate pair from its two profiles and lead starts."""
+    return verify_views(view(a, cfg, start_a), view(b, cfg, start_b), similarity, cfg)
+
+
+def verify_views(va: View | None, vb: View | None, similarity: float, cfg) -> int:
+    """`classify` of a candidate pair from its two Views. A pair estimated at `copy_sure` or more whose leads are
+    each in the other is a copy without measuring the rest; a pair `may_relate` rules out is unrelated."""
+    if va is None or vb is None:
+        return classify(None, similarity, cfg)
+    if similarity >= cfg.copy_sure and min(_leads(va, vb)) >= cfg.copy_lead:
+        return COPY
+    if not may_relate(va, vb, similarity, cfg):
+        return UNRELATED
+    # Below copy_min_similarity only a follow-up is possible, and it does not look at the leads.
+    return classify(features_of(va, vb, similarity >= cfg.copy_min_similarity), similarity, cfg)

@@ -34,7 +34,7 @@ from transforms.dedup.minhash import (
     normalize_text,
     sketches_in_batches,
 )
-from transforms.dedup.profiles import COPY, FOLLOW, lead_start, verify
+from transforms.dedup.profiles import COPY, FOLLOW, lead_start, verify_views, view
 from transforms.dedup.records import assign, seal, story_id
 from transforms.dedup.threads import story_choices
 
@@ -190,10 +190,16 @@ def _verify(keyed, cfg: DedupConfig) -> Iterator[m.Edges]:
     a_prof = m.Profiles.concat([h.a_prof for h in halves])
     rows = np.array([index[u] for u in b.tolist()], dtype=np.int64)
     sims = estimate_similarity(np.concatenate([h.a_sigs for h in halves]), table.sigs[rows])
+    # Each article's View is built once, whatever the number of its pairs.
+    a_views: dict = {}
+    for i, u in enumerate(a.tolist()):
+        if u not in a_views:
+            a_views[u] = view(a_prof.item_row(i), cfg, int(a_prof.lead[i]))
+    b_views = {r: view(table.prof.item_row(r), cfg, int(table.prof.lead[r])) for r in set(rows.tolist())}
     kinds = np.array(
         [
-            verify(a_prof.item_row(i), table.prof.item_row(r), s, cfg, int(a_prof.lead[i]), int(table.prof.lead[r]))
-            for i, (r, s) in enumerate(zip(rows.tolist(), sims.tolist(), strict=True))
+            verify_views(a_views[u], b_views[r], s, cfg)
+            for u, r, s in zip(a.tolist(), rows.tolist(), sims.tolist(), strict=True)
         ],
         dtype=np.uint8,
     )
