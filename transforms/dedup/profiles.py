@@ -149,7 +149,7 @@ def view(items: np.ndarray, cfg, start: int = 0) -> View | None:
     start = min(start, len(values) - 1)
     sample = items[(items & np.uint32((1 << cfg.sample_bits) - 1)) == 0].tolist()
     # Built from the end, the dict keeps each shingle's first index; sorting by it gives the text order.
-    first = dict(zip(reversed(sample), range(len(sample) - 1, -1, -1)))
+    first = dict(zip(reversed(sample), range(len(sample) - 1, -1, -1), strict=True))
     order = sorted(first, key=first.__getitem__)
     return View(
         values[start : start + lead_words(len(values), start, cfg)], frozenset(values), len(sample), order, first
