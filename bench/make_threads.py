@@ -1,10 +1,11 @@
 """Build the held-out story-thread set from real news: copies, follow-ups and hard negatives, labelled (seeded).
 
-Usage: python bench/make_threads.py [--split dev|test|both] [--seed N]
+Usage: python bench/make_threads.py [--split dev|test|both|blind] [--seed N]
 
 Input: bench/heldout/conll2003_{dev,test}.jsonl.gz (real Reuters articles, {"doc_id", "text"}: one sentence per
-line, the first line a headline). Neither the seeds nor tests/data are used. Output: bench/heldout/threads_<split>
-.jsonl.gz, one document per line with its labels:
+line, the first line a headline), or for `--split blind` bench/heldout/news_blind.jsonl.gz (real news from
+package test fixtures, same shape; see bench/heldout/README.md). Neither the seeds nor tests/data are used.
+Output: bench/heldout/threads_<split>.jsonl.gz, one document per line with its labels:
 
 - `cluster`: the copy group (an original and its copies; a follow-up and its copies);
 - `story`: the thread (an original, its copies, its follow-ups and their copies); `continues`: for a follow-up,
@@ -17,7 +18,8 @@ moved, a word dropped, two words swapped, a word replaced by another of the arti
 at the top or the bottom, typography changed. A follow-up takes its title and lead (1-3 sentences) from another
 real article, then reuses background sentences of the original from below its lead, in order. Hard negatives:
 another real article under the original's title (and dateline), or quoting one sentence of it. Every other
-article is a standalone story. The dev split is for tuning; score the test split only at the end.
+article is a standalone story. The dev split is for tuning; score the test split only at the end. The blind split
+is never used for tuning: score it once, after the change is final, and report the number whatever it is.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ BOILERPLATE = [
     "Listen to this article",
     "Most read",
 ]
+SOURCES = {
+    "dev": "conll2003_dev.jsonl.gz",
+    "test": "conll2003_test.jsonl.gz",
+    "blind": "news_blind.jsonl.gz",
+}
 DATELINES = ["", "UPDATE 1-", "UPDATE 2-", "WRAPUP 1-", "CORRECTED-", "REFILE-"]
 _WORD = re.compile(r"[A-Za-z]{4,}")
 
@@ -223,11 +230,11 @@ def build(docs: list[dict], seed: int, prefix: str) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
+    ap.add_argument("--split", choices=("dev", "test", "both", "blind"), default="both", help="blind: news_blind")
     ap.add_argument("--seed", type=int, default=16)
     args = ap.parse_args()
     for split in ("dev", "test") if args.split == "both" else (args.split,):
-        src = HELDOUT / f"conll2003_{split}.jsonl.gz"
+        src = HELDOUT / SOURCES[split]
         docs = build(read_docs(src), args.seed, split)
         dst = HELDOUT / f"threads_{split}.jsonl.gz"
         payload = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs).encode("utf-8")

@@ -145,6 +145,12 @@ class Article:
             return stable_hash("url:" + self.url)
         return stable_hash("text:" + normalize_for_hash(self.text))
 
+    def identity(self) -> tuple[str, str]:
+        """(article_id, content_hash), normalising the text once for both."""
+        normalized = normalize_for_hash(self.text)
+        article_id = stable_hash("url:" + self.url) if self.url else stable_hash("text:" + normalized)
+        return article_id, stable_hash(normalized)
+
     @property
     def word_count(self) -> int:
         return len(self.text.split())

@@ -47,8 +47,34 @@ def bucket_pairs(keys: np.ndarray, uids: np.ndarray, cap: int) -> tuple[np.ndarr
     if not a_parts:
         return empty, empty, capped, skipped
     a, b = np.concatenate(a_parts), np.concatenate(b_parts)
-    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 1], capped, skipped
+    a, b = unique_pairs(np.minimum(a, b), np.maximum(a, b))
+    return a, b, capped, skipped
+
+
+def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (a, b) pairs, sorted by a then b (np.unique(axis=0) without its structured-array copy)."""
+    if a.size < 2:
+        return a, b
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    keep = np.concatenate(([True], (a[1:] != a[:-1]) | (b[1:] != b[:-1])))
+    return a[keep], b[keep]
+
+
+def shared_keys(keys: np.ndarray, uids: np.ndarray, cap: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The entries whose key is held by at least two entries (and, with `cap`, by at most `cap`): most keys are
+    one article's alone and can pair with nothing, so bucket_pairs sorts only the rest. Also returns how many
+    distinct keys were over `cap`."""
+    if keys.size < 2:
+        return keys[:0], uids[:0], 0
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    size = counts[inverse]
+    keep = size >= 2
+    over = 0
+    if cap is not None:
+        over = int(np.count_nonzero(counts > cap))
+        keep &= size <= cap
+    return keys[keep], uids[keep], over
 
 
 def connected_components(edges: Iterable[tuple]) -> dict:
@@ -75,8 +101,7 @@ def connected_components(edges: Iterable[tuple]) -> dict:
 
 def _groups(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Directed edges sorted by owner, deduplicated: (u, v, each owner's first index, each edge's owner index)."""
-    pairs = np.unique(np.stack([u, v], axis=1), axis=0)
-    u, v = pairs[:, 0], pairs[:, 1]
+    u, v = unique_pairs(u, v)
     starts = np.flatnonzero(np.concatenate(([True], u[1:] != u[:-1])))
     owner = np.repeat(np.arange(starts.size), np.diff(np.append(starts, u.size)))
     return u, v, starts, owner

@@ -129,31 +129,49 @@ def lead_words(size: int, start: int, cfg) -> int:
     return max(cfg.lead_min_words, min(cfg.lead_max_words, length // 4))
 
 
-class View(NamedTuple):
+class View:
     """One profile made ready for many comparisons (built once per article, not once per pair): its lead, the
-    set of everything it keeps, and its sampled shingles in text order with where each first occurs."""
+    set of everything it keeps and, computed on first use (a sure copy never needs them), its sampled shingles in
+    text order with where each first occurs."""
 
-    lead: list  # the lead's shingles (lead_words of them from the lead start)
-    kept: frozenset  # every shingle the profile keeps: what another article's lead is looked up in
-    samples: int  # sampled entries, repeats included
-    order: list  # distinct sampled shingles, in order of first occurrence
-    first: dict  # sampled shingle -> index of its first occurrence among the sampled entries
+    __slots__ = ("_items", "_bits", "_sampled", "kept", "lead")
+
+    def __init__(self, items: np.ndarray, cfg, start: int):
+        values = items.tolist()
+        start = min(start, len(values) - 1)
+        self.lead = values[start : start + lead_words(len(values), start, cfg)]  # the lead's shingles
+        self.kept = frozenset(values)  # every shingle kept: what another article's lead is looked up in
+        self._items, self._bits, self._sampled = items, cfg.sample_bits, None
+
+    def _sample(self) -> tuple[int, list, dict]:
+        if self._sampled is None:
+            items = self._items
+            sample = items[(items & np.uint32((1 << self._bits) - 1)) == 0].tolist()
+            # Built from the end, the dict keeps each shingle's first index; sorting by it gives the text order.
+            first = dict(zip(reversed(sample), range(len(sample) - 1, -1, -1), strict=True))
+            self._sampled = len(sample), sorted(first, key=first.__getitem__), first
+        return self._sampled
+
+    @property
+    def samples(self) -> int:
+        """Sampled entries, repeats included."""
+        return self._sample()[0]
+
+    @property
+    def order(self) -> list:
+        """Distinct sampled shingles, in order of first occurrence."""
+        return self._sample()[1]
+
+    @property
+    def first(self) -> dict:
+        """Sampled shingle -> index of its first occurrence among the sampled entries."""
+        return self._sample()[2]
 
 
 def view(items: np.ndarray, cfg, start: int = 0) -> View | None:
     """The View of a profile whose lead starts at `start`, or None when it has no entries (stored by an older
     version)."""
-    if not items.size:
-        return None
-    values = items.tolist()
-    start = min(start, len(values) - 1)
-    sample = items[(items & np.uint32((1 << cfg.sample_bits) - 1)) == 0].tolist()
-    # Built from the end, the dict keeps each shingle's first index; sorting by it gives the text order.
-    first = dict(zip(reversed(sample), range(len(sample) - 1, -1, -1), strict=True))
-    order = sorted(first, key=first.__getitem__)
-    return View(
-        values[start : start + lead_words(len(values), start, cfg)], frozenset(values), len(sample), order, first
-    )
+    return View(items, cfg, start) if items.size else None
 
 
 def lead_shares(a: np.ndarray, b: np.ndarray, cfg, start_a: int = 0, start_b: int = 0) -> tuple[float, float]:

@@ -12,7 +12,7 @@ import numpy as np
 from schemas.elements import Article
 from transforms.common import REJECTS, TaggedParDo, count, reject, run_guarded
 from transforms.dedup import messages as m
-from transforms.dedup.components import bucket_pairs, star_roots, star_step
+from transforms.dedup.components import bucket_pairs, shared_keys, star_roots, star_step, unique_pairs
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.history import history_dates, read_history
 from transforms.dedup.keys import (
@@ -134,23 +134,19 @@ class _CandidatesFn(beam.DoFn):
         keys = np.concatenate([b.keys for b in bands])
         uids = np.concatenate([b.uids for b in bands])
         anchor = (keys & ANCHOR_BIT) != 0
-        a, b, capped, skipped = bucket_pairs(keys[~anchor], uids[~anchor], self._cfg.max_bucket_size)
+        bk, bu, _ = shared_keys(keys[~anchor], uids[~anchor])
+        a, b, capped, skipped = bucket_pairs(bk, bu, self._cfg.max_bucket_size)
         if capped:
             count("dedup.buckets_capped", capped)
             count("dedup.pairs_skipped", skipped)
         if anchor.any():
             # An n-gram in very many articles is boilerplate, not a story's background: its bucket is dropped.
-            ak, au = keys[anchor], uids[anchor]
-            distinct, sizes = np.unique(ak, return_counts=True)
-            hot = distinct[sizes > self._cfg.anchor_bucket_cap]
-            if hot.size:
-                count("dedup.anchor_buckets_dropped", int(hot.size))
-                keep = ~np.isin(ak, hot)
-                ak, au = ak[keep], au[keep]
+            ak, au, hot = shared_keys(keys[anchor], uids[anchor], self._cfg.anchor_bucket_cap)
+            if hot:
+                count("dedup.anchor_buckets_dropped", hot)
             fa, fb, _, _ = bucket_pairs(ak, au, self._cfg.anchor_bucket_cap)
             if fa.size:
-                ab = np.unique(np.stack([np.concatenate([a, fa]), np.concatenate([b, fb])], axis=1), axis=0)
-                a, b = ab[:, 0], ab[:, 1]
+                a, b = unique_pairs(np.concatenate([a, fa]), np.concatenate([b, fb]))
         hist = np.uint64(HIST_BIT)
         keep = ((a & hist) == 0) | ((b & hist) == 0)  # two stored articles need not be compared again
         a, b = a[keep], b[keep]
@@ -172,10 +168,10 @@ def _attach_first(keyed) -> Iterator[tuple[int, m.HalfPairs]]:
     table, index = _table(grouped["table"])
     a = np.concatenate([p.a for p in grouped["pairs"]])
     b = np.concatenate([p.b for p in grouped["pairs"]])
-    ab = np.unique(np.stack([a, b], axis=1), axis=0)  # a pair found in several band shards is checked once
-    rows = np.array([index[u] for u in ab[:, 0].tolist()], dtype=np.int64)
-    for shard, sel in by_shard(shards_of(ab[:, 1])):
-        yield shard, m.HalfPairs(ab[sel, 0], ab[sel, 1], table.sigs[rows[sel]], table.prof.take(rows[sel].tolist()))
+    a, b = unique_pairs(a, b)  # a pair found in several band shards is checked once
+    rows = np.array([index[u] for u in a.tolist()], dtype=np.int64)
+    for shard, sel in by_shard(shards_of(b)):
+        yield shard, m.HalfPairs(a[sel], b[sel], table.sigs[rows[sel]], table.prof.take(rows[sel].tolist()))
 
 
 def _verify(keyed, cfg: DedupConfig) -> Iterator[m.Edges]:

@@ -90,8 +90,12 @@ class _KeyRowsFn(beam.DoFn):
 
     def process(self, element, window=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
         run_date, ingested_at = self._publish.stamp(window, timestamp)
+        # An element's rows travel together per file (an article's entity rows share one), not one by one.
+        by_file: dict[tuple, list] = {}
         for partition, row in rows_for(self._dataset, element, run_date, ingested_at):
-            yield (self._dataset, partition.isoformat(), shard_of(self._dataset, row, self._publish.shards)), row
+            key = (self._dataset, partition.isoformat(), shard_of(self._dataset, row, self._publish.shards))
+            by_file.setdefault(key, []).append(row)
+        yield from by_file.items()
 
 
 class _WriteFileFn(beam.DoFn):
@@ -99,8 +103,8 @@ class _WriteFileFn(beam.DoFn):
         self._publish = publish
 
     def process(self, keyed, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
-        (dataset, partition, shard), rows = keyed
-        table = to_table(dataset, list(rows))
+        (dataset, partition, shard), groups = keyed
+        table = to_table(dataset, [row for rows in groups for row in rows])
         rel, path = self._publish.place(dataset, dt.date.fromisoformat(partition), shard, window, pane)
         self._publish.store(path, table)
         count(f"rows_written.{dataset}", table.num_rows)
