@@ -164,9 +164,10 @@ def ner_excludes(config) -> tuple[str, ...]:
 
 
 def _read_model_config(model: str):
-    from spacy.util import load_config
+    # spaCy's own load_config is this; importing spaCy for it would cost the driver half a second of start-up.
+    from confection import Config
 
-    return load_config(model_dir(model) / "config.cfg", interpolate=False)
+    return Config().from_disk(model_dir(model) / "config.cfg", interpolate=False)
 
 
 def check_model(cfg: EntityConfig) -> None:
