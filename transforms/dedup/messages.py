@@ -105,20 +105,44 @@ class BandMembers(NamedTuple):
     uids: np.ndarray
 
 
+class Table(NamedTuple):
+    """What one shard's candidate pairs are verified with: its nodes' ids, signatures and profiles (without
+    anchors, which only make candidates; and without keys, which travel apart as NodeKeys)."""
+
+    uids: np.ndarray
+    sigs: np.ndarray
+    prof: Profiles
+
+    @staticmethod
+    def concat(batches: Sequence[Table], num_perm: int) -> Table:
+        """All rows of several batches (a batch of no rows when there are none)."""
+        if len(batches) == 1:
+            return batches[0]
+        if not batches:
+            return Table(np.zeros(0, np.uint64), np.zeros((0, num_perm), np.uint16), Profiles.empty())
+        return Table(
+            np.concatenate([b.uids for b in batches]),
+            np.concatenate([b.sigs for b in batches]),
+            Profiles.concat([b.prof for b in batches]),
+        )
+
+
 class Pairs(NamedTuple):
-    """Candidate pairs (a < b), routed to a's shard."""
+    """Candidate pairs (a < b), routed to the shards of both ends."""
 
     a: np.ndarray
     b: np.ndarray
 
 
-class HalfPairs(NamedTuple):
-    """Candidate pairs with a's signature and profile, routed to b's shard."""
+class Ends(NamedTuple):
+    """One end of each candidate pair (a's when `side` is 0, b's when 1) with its signature and profile, routed to
+    b's shard, where the two ends meet."""
 
     a: np.ndarray
     b: np.ndarray
-    a_sigs: np.ndarray
-    a_prof: Profiles
+    side: np.ndarray
+    sigs: np.ndarray
+    prof: Profiles
 
 
 class Edges(NamedTuple):

@@ -69,6 +69,10 @@ class Profiles(NamedTuple):
     def anchor_row(self, i: int) -> np.ndarray:
         return self.anchors[self.a_off[i] : self.a_off[i + 1]]
 
+    def without_anchors(self) -> Profiles:
+        """The same rows with no anchors (they only make candidates: verification never reads them)."""
+        return self._replace(anchors=np.zeros(0, np.uint64), a_off=np.zeros(self.i_off.size, np.int64))
+
     def take(self, rows: Sequence[int]) -> Profiles:
         """The given rows, in that order (vectorised: no array per row)."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)

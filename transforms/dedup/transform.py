@@ -110,7 +110,7 @@ class _CollapseFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("edges", m.Edges(dup, rep, np.full(dup.size, COPY, np.uint8)))
         yield beam.pvalue.TaggedOutput("keys", (shard, m.NodeKeys(nodes.uids, nodes.keys)))
         table = nodes.take(reps)
-        yield shard, table
+        yield shard, m.Table(table.uids, table.sigs, table.prof.without_anchors())
         if not reps:
             return
         keys = band_keys(table.sigs, self._cfg.bands).ravel() & ~ANCHOR_BIT
@@ -124,7 +124,7 @@ class _CollapseFn(beam.DoFn):
 
 
 class _CandidatesFn(beam.DoFn):
-    """Per band shard: members sharing a band key -> candidate pairs, routed to the first member's shard."""
+    """Per band shard: members sharing a band key -> candidate pairs, routed to the shards of both members."""
 
     def __init__(self, cfg: DedupConfig):
         self._cfg = cfg
@@ -150,52 +150,67 @@ class _CandidatesFn(beam.DoFn):
         hist = np.uint64(HIST_BIT)
         keep = ((a & hist) == 0) | ((b & hist) == 0)  # two stored articles need not be compared again
         a, b = a[keep], b[keep]
-        for shard, sel in by_shard(shards_of(a)):
+        ends = shards_of(a), shards_of(b)
+        for shard, sel in by_shard(ends[0]):
+            yield shard, m.Pairs(a[sel], b[sel])
+        apart = ends[0] != ends[1]  # a pair inside one shard is sent there once
+        a, b = a[apart], b[apart]
+        for shard, sel in by_shard(ends[1][apart]):
             yield shard, m.Pairs(a[sel], b[sel])
 
 
-def _table(tables: list[m.Nodes]) -> tuple[m.Nodes, dict[int, int]]:
-    """One shard's node table and the row of each uid in it."""
-    table = m.Nodes.concat(tables, tables[0].sigs.shape[1] if tables else 0)
+def _table(tables: list[m.Table]) -> tuple[m.Table, dict[int, int]]:
+    """One shard's table and the row of each uid in it."""
+    table = m.Table.concat(tables, tables[0].sigs.shape[1] if tables else 0)
     return table, {u: i for i, u in enumerate(table.uids.tolist())}
 
 
-def _attach_first(keyed) -> Iterator[tuple[int, m.HalfPairs]]:
-    """Per shard: candidate pairs pick up their first member's signature and move to the second member's shard."""
-    grouped = keyed[1]
+def _attach_ends(keyed) -> Iterator[tuple[int, m.Ends]]:
+    """Per shard: each candidate pair picks up the signature and profile of its end(s) in this shard, and they
+    move to b's shard. The table crosses this one join; only the candidates' rows travel on."""
+    shard, grouped = keyed
     if not grouped["pairs"]:
         return
     table, index = _table(grouped["table"])
     a = np.concatenate([p.a for p in grouped["pairs"]])
     b = np.concatenate([p.b for p in grouped["pairs"]])
     a, b = unique_pairs(a, b)  # a pair found in several band shards is checked once
-    rows = np.array([index[u] for u in a.tolist()], dtype=np.int64)
-    for shard, sel in by_shard(shards_of(b)):
-        yield shard, m.HalfPairs(a[sel], b[sel], table.sigs[rows[sel]], table.prof.take(rows[sel].tolist()))
+    here_a, here_b = shards_of(a) == shard, shards_of(b) == shard
+    a, b, side, ends = (
+        np.concatenate([a[here_a], a[here_b]]),
+        np.concatenate([b[here_a], b[here_b]]),
+        np.repeat(np.array([0, 1], np.uint8), [int(here_a.sum()), int(here_b.sum())]),
+        np.concatenate([a[here_a], b[here_b]]),
+    )
+    rows = np.array([index[u] for u in ends.tolist()], dtype=np.int64)
+    for meet, sel in by_shard(shards_of(b)):
+        yield meet, m.Ends(a[sel], b[sel], side[sel], table.sigs[rows[sel]], table.prof.take(rows[sel]))
 
 
 def _verify(keyed, cfg: DedupConfig) -> Iterator[m.Edges]:
-    """Per shard: each candidate pair is a copy, a follow-up or unrelated (profiles.classify); the first two
-    become edges of their kind."""
-    halves = keyed[1]["halves"]
-    if not halves:
-        return
-    table, index = _table(keyed[1]["table"])
-    a = np.concatenate([h.a for h in halves])
-    b = np.concatenate([h.b for h in halves])
-    a_prof = m.Profiles.concat([h.a_prof for h in halves])
-    rows = np.array([index[u] for u in b.tolist()], dtype=np.int64)
-    sims = estimate_similarity(np.concatenate([h.a_sigs for h in halves]), table.sigs[rows])
+    """Per shard: both ends of each candidate pair meet, and the pair is a copy, a follow-up or unrelated
+    (profiles.classify); the first two become edges of their kind."""
+    batches = keyed[1]
+    a = np.concatenate([e.a for e in batches])
+    b = np.concatenate([e.b for e in batches])
+    side = np.concatenate([e.side for e in batches])
+    prof = m.Profiles.concat([e.prof for e in batches])
+    order = np.lexsort((side, b, a))  # each pair's a end, then its b end
+    first, second = order[0::2], order[1::2]
+    if order.size % 2 or (a[first] != a[second]).any() or (b[first] != b[second]).any() or side[first].any():
+        raise RuntimeError("dedup: a candidate pair did not find both of its ends")
+    a, b = a[first], b[first]
+    sigs = np.concatenate([e.sigs for e in batches])
+    sims = estimate_similarity(sigs[first], sigs[second])
     # Each article's View is built once, whatever the number of its pairs.
-    a_views: dict = {}
-    for i, u in enumerate(a.tolist()):
-        if u not in a_views:
-            a_views[u] = view(a_prof.item_row(i), cfg, int(a_prof.lead[i]))
-    b_views = {r: view(table.prof.item_row(r), cfg, int(table.prof.lead[r])) for r in set(rows.tolist())}
+    views: dict = {}
+    for uid, row in zip(np.concatenate([a, b]).tolist(), np.concatenate([first, second]).tolist(), strict=True):
+        if uid not in views:
+            views[uid] = view(prof.item_row(row), cfg, int(prof.lead[row]))
     kinds = np.array(
         [
-            verify_views(a_views[u], b_views[r], s, cfg)
-            for u, r, s in zip(a.tolist(), rows.tolist(), sims.tolist(), strict=True)
+            verify_views(views[u], views[v], s, cfg)
+            for u, v, s in zip(a.tolist(), b.tolist(), sims.tolist(), strict=True)
         ],
         dtype=np.uint8,
     )
@@ -288,9 +303,9 @@ def _canonical(keyed) -> Iterator[tuple[int, m.Wanted]]:
         yield shard, m.Wanted(dups.get(shard, []), roots.get(shard, []))
 
 
-def _without_profiles(keyed: tuple[int, m.Nodes]) -> tuple[int, m.Nodes]:
-    shard, nodes = keyed
-    return shard, nodes._replace(prof=m.Profiles.empty(len(nodes.keys)))
+def _without_profiles(keyed: tuple[int, m.Table]) -> tuple[int, m.Table]:
+    shard, table = keyed
+    return shard, table._replace(prof=m.Profiles.empty(table.uids.size))
 
 
 class _RootSigFn(beam.DoFn):
@@ -393,7 +408,7 @@ class Dedup(beam.PTransform):
                 main="tables",
                 kwargs={"history": beam.pvalue.AsMultiMap(history)},
                 output_types={
-                    "tables": _keyed(m.Nodes),
+                    "tables": _keyed(m.Table),
                     "sigs": _keyed(m.Sigs),
                     "edges": m.Edges,
                     "bands": _keyed(m.BandMembers),
@@ -410,14 +425,11 @@ class Dedup(beam.PTransform):
             | "GroupBands" >> beam.GroupByKey()
             | "Candidates" >> beam.ParDo(_CandidatesFn(self._cfg)).with_output_types(_keyed(m.Pairs))
         )
-        halves = (
-            {"table": tables, "pairs": pairs}
-            | "GroupFirst" >> beam.CoGroupByKey()
-            | "AttachFirst" >> beam.FlatMap(_attach_first).with_output_types(_keyed(m.HalfPairs))
-        )
         return (
-            {"table": tables, "halves": halves}
-            | "GroupSecond" >> beam.CoGroupByKey()
+            {"table": tables, "pairs": pairs}
+            | "GroupEnds" >> beam.CoGroupByKey()
+            | "AttachEnds" >> beam.FlatMap(_attach_ends).with_output_types(_keyed(m.Ends))
+            | "GroupPairs" >> beam.GroupByKey()
             | "Verify" >> beam.FlatMap(_verify, self._cfg).with_output_types(m.Edges)
         )
 
@@ -449,7 +461,7 @@ class Dedup(beam.PTransform):
             | "Canonical" >> beam.FlatMap(_canonical).with_output_types(_keyed(m.Wanted))
         )
         # The canonical's signature is all this join needs of the table: its profiles stay behind.
-        sig_tables = tables | "WithoutProfiles" >> beam.Map(_without_profiles).with_output_types(_keyed(m.Nodes))
+        sig_tables = tables | "WithoutProfiles" >> beam.Map(_without_profiles).with_output_types(_keyed(m.Table))
         return (
             {"table": sig_tables, "wants": wants}
             | "GroupCanonical" >> beam.CoGroupByKey()
