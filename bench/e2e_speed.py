@@ -97,7 +97,7 @@ def one_article(inputs: str, where: pathlib.Path) -> str:
     import glob
     import shutil
 
-    first = sorted(glob.glob(inputs, recursive=True))[0]
+    first = sorted(f for f in glob.glob(inputs, recursive=True) if os.path.isfile(f))[0]
     where.mkdir(parents=True, exist_ok=True)
     shutil.copy(first, where / pathlib.Path(first).name)
     return str(where / pathlib.Path(first).name)

@@ -147,7 +147,9 @@ class View:
         self.kept = frozenset(values)  # every shingle kept: what another article's lead is looked up in
         self._items, self._bits, self._sampled = items, cfg.sample_bits, None
 
-    def _sample(self) -> tuple[int, list, dict]:
+    def sampled(self) -> tuple[int, list, dict]:
+        """(sampled entries, repeats included; the distinct sampled shingles in order of first occurrence; each
+        one's index of first occurrence among the sampled entries)."""
         if self._sampled is None:
             items = self._items
             sample = items[(items & np.uint32((1 << self._bits) - 1)) == 0].tolist()
@@ -155,21 +157,6 @@ class View:
             first = dict(zip(reversed(sample), range(len(sample) - 1, -1, -1), strict=True))
             self._sampled = len(sample), sorted(first, key=first.__getitem__), first
         return self._sampled
-
-    @property
-    def samples(self) -> int:
-        """Sampled entries, repeats included."""
-        return self._sample()[0]
-
-    @property
-    def order(self) -> list:
-        """Distinct sampled shingles, in order of first occurrence."""
-        return self._sample()[1]
-
-    @property
-    def first(self) -> dict:
-        """Sampled shingle -> index of its first occurrence among the sampled entries."""
-        return self._sample()[2]
 
 
 def view(items: np.ndarray, cfg, start: int = 0) -> View | None:
@@ -203,26 +190,33 @@ def features_of(va: View, vb: View, leads: bool = True) -> Features:
     Containment, order and passages use the sampled shingles only (every text keeps the same ones, wherever they
     sit), the leads use every shingle of the lead against all the other text keeps: its dense start, its sample
     beyond. A shingle repeated in a text counts at its first occurrence."""
-    first_b = vb.first
-    ia = [va.first[x] for x in va.order if x in first_b]  # increasing: A's text order
-    ib = [first_b[x] for x in va.order if x in first_b]
+    samples_a, order_a, first_a = va.sampled()
+    samples_b, _, first_b = vb.sampled()
+    common = [x for x in order_a if x in first_b]
+    ia = list(map(first_a.__getitem__, common))  # increasing: A's text order
+    ib = list(map(first_b.__getitem__, common))
     shared = len(ia)
     la, lb = _leads(va, vb) if leads else (0.0, 0.0)
     order = 1.0 if shared == 1 else 0.0
     best = run = 0
-    for k in range(1, shared):
-        # B's order of the shared shingles, taken in A's order, mostly goes forward in a copy; a passage reused
-        # as it was is a stretch of samples consecutive in both. Phrases two texts share because they are
-        # written on one template break off at every slot filled differently.
-        order += ib[k] > ib[k - 1]
-        run = run + 1 if ib[k] - ib[k - 1] == 1 and ia[k] - ia[k - 1] == 1 else 0
-        best = max(best, run)
+    # B's order of the shared shingles, taken in A's order, mostly goes forward in a copy; a passage reused as it
+    # was is a stretch of samples consecutive in both. Phrases two texts share because they are written on one
+    # template break off at every slot filled differently.
+    for pa, pb, xa, xb in zip(ia, ib, ia[1:], ib[1:], strict=False):  # each shared shingle and the next
+        if xb > pb:
+            order += 1
+            if xb - pb == 1 and xa - pa == 1:
+                run += 1
+                if run > best:
+                    best = run
+                continue
+        run = 0
     if shared > 1:
         order /= shared - 1
     return Features(
         shared,
-        shared / max(va.samples, 1),
-        shared / max(vb.samples, 1),
+        shared / max(samples_a, 1),
+        shared / max(samples_b, 1),
         la,
         lb,
         order,
@@ -260,8 +254,10 @@ def may_relate(va: View | None, vb: View | None, similarity: float, cfg) -> bool
     when either profile is missing (the similarity decides, see classify)."""
     if similarity >= cfg.copy_min_similarity or va is None or vb is None:
         return True
-    shared = len(va.first.keys() & vb.first.keys())
-    return shared >= cfg.follow_min_shared and shared >= cfg.follow_containment * min(va.samples, vb.samples)
+    samples_a, _, first_a = va.sampled()
+    samples_b, _, first_b = vb.sampled()
+    shared = len(first_a.keys() & first_b.keys())
+    return shared >= cfg.follow_min_shared and shared >= cfg.follow_containment * min(samples_a, samples_b)
 
 
 def verify(a: np.ndarray, b: np.ndarray, similarity: float, cfg, start_a: int = 0, start_b: int = 0) -> int:
