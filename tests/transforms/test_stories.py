@@ -330,6 +330,9 @@ def test_lead_start_is_bounded_on_huge_or_odd_texts():
     assert lead_start("short\n" * 1_000_000, 15, 100) == 0
     assert lead_start("Title\n\n" + "word " * 20, 15, 100) == 1
     assert lead_start("", 15, 100) == 0
+    # A line of exactly line_words words is the lead; one word fewer is skipped, counted exactly.
+    assert lead_start("a b c\n" + "w " * 15, 15, 100) == 3
+    assert lead_start("w " * 14 + "\n" + "x " * 40, 15, 100) == 14
 
 
 def test_the_writer_knows_the_stories_dataset():

@@ -102,7 +102,7 @@ def lead_start(text: str, line_words: int, cap: int) -> int:
         # Lines are read at most 4000 characters at a time, so a huge text costs no more than a short one.
         end = text.find("\n", start, start + 4000)
         line = text[start : start + 4000] if end < 0 else text[start:end]
-        n = len(line.split())
+        n = len(line.split(maxsplit=line_words))  # enough to tell a lead line, and exact below it
         if n >= line_words:
             return skipped
         if end < 0:
