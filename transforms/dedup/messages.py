@@ -135,12 +135,13 @@ class Pairs(NamedTuple):
 
 
 class Ends(NamedTuple):
-    """One end of each candidate pair (a's when `side` is 0, b's when 1) with its signature and profile, routed to
-    b's shard, where the two ends meet."""
+    """What one shard sends to the shard where candidate pairs meet (b's): the pairs whose a end it holds, and the
+    signature and profile of each of its articles those pairs (or pairs sent by others) need there, once per
+    article however many pairs it is in."""
 
     a: np.ndarray
     b: np.ndarray
-    side: np.ndarray
+    uids: np.ndarray
     sigs: np.ndarray
     prof: Profiles
 

@@ -166,8 +166,10 @@ def _table(tables: list[m.Table]) -> tuple[m.Table, dict[int, int]]:
 
 
 def _attach_ends(keyed) -> Iterator[tuple[int, m.Ends]]:
-    """Per shard: each candidate pair picks up the signature and profile of its end(s) in this shard, and they
-    move to b's shard. The table crosses this one join; only the candidates' rows travel on."""
+    """Per shard: its candidate pairs go to b's shard, each pair from a's shard only, with the signature and
+    profile of every article of this shard they need there, once per article and meeting shard. The table crosses
+    this one join; a row travels at most once to each shard, however many pairs it is in (template briefs put
+    hundreds of pairs on one article)."""
     shard, grouped = keyed
     if not grouped["pairs"]:
         return
@@ -176,15 +178,12 @@ def _attach_ends(keyed) -> Iterator[tuple[int, m.Ends]]:
     b = np.concatenate([p.b for p in grouped["pairs"]])
     a, b = unique_pairs(a, b)  # a pair found in several band shards is checked once
     here_a, here_b = shards_of(a) == shard, shards_of(b) == shard
-    a, b, side, ends = (
-        np.concatenate([a[here_a], a[here_b]]),
-        np.concatenate([b[here_a], b[here_b]]),
-        np.repeat(np.array([0, 1], np.uint8), [int(here_a.sum()), int(here_b.sum())]),
-        np.concatenate([a[here_a], b[here_b]]),
-    )
-    rows = np.array([index[u] for u in ends.tolist()], dtype=np.int64)
     for meet, sel in by_shard(shards_of(b)):
-        yield meet, m.Ends(a[sel], b[sel], side[sel], table.sigs[rows[sel]], table.prof.take(rows[sel]))
+        sel = np.asarray(sel, dtype=np.int64)
+        sent = sel[here_a[sel]]
+        ends = np.unique(np.concatenate([a[sent], b[sel[here_b[sel]]]]))
+        rows = np.array([index[u] for u in ends.tolist()], dtype=np.int64)
+        yield meet, m.Ends(a[sent], b[sent], ends, table.sigs[rows], table.prof.take(rows))
 
 
 def _verify(keyed, cfg: DedupConfig) -> Iterator[m.Edges]:
@@ -193,24 +192,26 @@ def _verify(keyed, cfg: DedupConfig) -> Iterator[m.Edges]:
     batches = keyed[1]
     a = np.concatenate([e.a for e in batches])
     b = np.concatenate([e.b for e in batches])
-    side = np.concatenate([e.side for e in batches])
-    prof = m.Profiles.concat([e.prof for e in batches])
-    order = np.lexsort((side, b, a))  # each pair's a end, then its b end
-    first, second = order[0::2], order[1::2]
-    if order.size % 2 or (a[first] != a[second]).any() or (b[first] != b[second]).any() or side[first].any():
-        raise RuntimeError("dedup: a candidate pair did not find both of its ends")
-    a, b = a[first], b[first]
+    order = np.lexsort((b, a))  # the same order whatever order the batches came in
+    a, b = a[order], b[order]
+    uids = np.concatenate([e.uids for e in batches])
     sigs = np.concatenate([e.sigs for e in batches])
-    sims = estimate_similarity(sigs[first], sigs[second])
+    prof = m.Profiles.concat([e.prof for e in batches])
+    row_of = {u: i for i, u in enumerate(uids.tolist())}
+    try:
+        ra = np.array([row_of[u] for u in a.tolist()], dtype=np.int64)
+        rb = np.array([row_of[u] for u in b.tolist()], dtype=np.int64)
+    except KeyError as missing:
+        raise RuntimeError(f"dedup: a candidate pair did not find its end {missing}") from None
+    sims = estimate_similarity(sigs[ra], sigs[rb])
     # Each article's View is built once, whatever the number of its pairs.
     views: dict = {}
-    for uid, row in zip(np.concatenate([a, b]).tolist(), np.concatenate([first, second]).tolist(), strict=True):
-        if uid not in views:
-            views[uid] = view(prof.item_row(row), cfg, int(prof.lead[row]))
+    for row in np.unique(np.concatenate([ra, rb])).tolist():
+        views[row] = view(prof.item_row(row), cfg, int(prof.lead[row]))
     kinds = np.array(
         [
             verify_views(views[u], views[v], s, cfg)
-            for u, v, s in zip(a.tolist(), b.tolist(), sims.tolist(), strict=True)
+            for u, v, s in zip(ra.tolist(), rb.tolist(), sims.tolist(), strict=True)
         ],
         dtype=np.uint8,
     )
