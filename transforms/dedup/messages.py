@@ -30,6 +30,23 @@ def wire(message: tuple) -> tuple:
     return tuple(_to_bytes(v) if isinstance(v, int) else v for v in message)
 
 
+def _concat(cls: type, batches: Sequence, num_perm: int):
+    """All rows of several batches of one row-aligned message: arrays, lists and Profiles field by field (one
+    batch of no rows when there are none)."""
+    if len(batches) == 1:
+        return batches[0]
+    empty = {"uids": np.zeros(0, np.uint64), "keys": [], "sigs": np.zeros((0, num_perm), np.uint16)}
+    if not batches:
+        return cls(*(Profiles.empty() if f == "prof" else empty[f] for f in cls._fields))
+    parts = {f: [getattr(b, f) for b in batches] for f in cls._fields}
+    return cls(
+        *(
+            Profiles.concat(v) if f == "prof" else [x for p in v for x in p] if f == "keys" else np.concatenate(v)
+            for f, v in parts.items()
+        )
+    )
+
+
 class Doc(NamedTuple):
     """An article to sign: node id, canonical-order key, normalised text and where its lead starts (words)."""
 
@@ -67,16 +84,7 @@ class Nodes(NamedTuple):
     @staticmethod
     def concat(batches: Sequence[Nodes], num_perm: int) -> Nodes:
         """All rows of several batches (a batch of no rows when there are none)."""
-        if len(batches) == 1:
-            return batches[0]
-        if not batches:
-            return Nodes(np.zeros(0, np.uint64), [], np.zeros((0, num_perm), np.uint16), Profiles.empty())
-        return Nodes(
-            np.concatenate([b.uids for b in batches]),
-            [k for b in batches for k in b.keys],
-            np.concatenate([b.sigs for b in batches]),
-            Profiles.concat([b.prof for b in batches]),
-        )
+        return _concat(Nodes, batches, num_perm)
 
     def take(self, rows: Sequence[int]) -> Nodes:
         """The given rows, in that order."""
@@ -116,15 +124,7 @@ class Table(NamedTuple):
     @staticmethod
     def concat(batches: Sequence[Table], num_perm: int) -> Table:
         """All rows of several batches (a batch of no rows when there are none)."""
-        if len(batches) == 1:
-            return batches[0]
-        if not batches:
-            return Table(np.zeros(0, np.uint64), np.zeros((0, num_perm), np.uint16), Profiles.empty())
-        return Table(
-            np.concatenate([b.uids for b in batches]),
-            np.concatenate([b.sigs for b in batches]),
-            Profiles.concat([b.prof for b in batches]),
-        )
+        return _concat(Table, batches, num_perm)
 
 
 class Pairs(NamedTuple):
