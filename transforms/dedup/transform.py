@@ -165,11 +165,12 @@ def _table(tables: list[m.Table]) -> tuple[m.Table, dict[int, int]]:
     return table, {u: i for i, u in enumerate(table.uids.tolist())}
 
 
-def _attach_ends(keyed) -> Iterator[tuple[int, m.Ends]]:
-    """Per shard: its candidate pairs go to b's shard, each pair from a's shard only, with the signature and
-    profile of every article of this shard they need there, once per article and meeting shard. The table crosses
-    this one join; a row travels at most once to each shard, however many pairs it is in (template briefs put
-    hundreds of pairs on one article)."""
+def _attach_ends(keyed, meet_shards: int) -> Iterator[tuple[int, m.Ends]]:
+    """Per shard: its candidate pairs go to where they meet (b's shard, modulo `meet_shards`: fewer and larger
+    batches, as pairs are few), each pair from a's shard only, with the signature and profile of every article of
+    this shard they need there, once per article and meeting place. The table crosses this one join; a row
+    travels at most once to each place, however many pairs it is in (template briefs put hundreds of pairs on
+    one article)."""
     shard, grouped = keyed
     if not grouped["pairs"]:
         return
@@ -178,7 +179,7 @@ def _attach_ends(keyed) -> Iterator[tuple[int, m.Ends]]:
     b = np.concatenate([p.b for p in grouped["pairs"]])
     a, b = unique_pairs(a, b)  # a pair found in several band shards is checked once
     here_a, here_b = shards_of(a) == shard, shards_of(b) == shard
-    for meet, sel in by_shard(shards_of(b)):
+    for meet, sel in by_shard(shards_of(b) % meet_shards):
         sel = np.asarray(sel, dtype=np.int64)
         sent = sel[here_a[sel]]
         ends = np.unique(np.concatenate([a[sent], b[sel[here_b[sel]]]]))
@@ -429,7 +430,7 @@ class Dedup(beam.PTransform):
         return (
             {"table": tables, "pairs": pairs}
             | "GroupEnds" >> beam.CoGroupByKey()
-            | "AttachEnds" >> beam.FlatMap(_attach_ends).with_output_types(_keyed(m.Ends))
+            | "AttachEnds" >> beam.FlatMap(_attach_ends, self._cfg.graph_shards).with_output_types(_keyed(m.Ends))
             | "GroupPairs" >> beam.GroupByKey()
             | "Verify" >> beam.FlatMap(_verify, self._cfg).with_output_types(m.Edges)
         )
