@@ -31,20 +31,22 @@ def wire(message: tuple) -> tuple:
 
 
 def _concat(cls: type, batches: Sequence, num_perm: int):
-    """All rows of several batches of one row-aligned message: arrays, lists and Profiles field by field (one
-    batch of no rows when there are none)."""
+    """All rows of several batches of one row-aligned message (one batch of no rows when there are none)."""
     if len(batches) == 1:
         return batches[0]
-    empty = {"uids": np.zeros(0, np.uint64), "keys": [], "sigs": np.zeros((0, num_perm), np.uint16)}
     if not batches:
-        return cls(*(Profiles.empty() if f == "prof" else empty[f] for f in cls._fields))
-    parts = {f: [getattr(b, f) for b in batches] for f in cls._fields}
-    return cls(
-        *(
-            Profiles.concat(v) if f == "prof" else [x for p in v for x in p] if f == "keys" else np.concatenate(v)
-            for f, v in parts.items()
-        )
-    )
+        empty = {"uids": np.zeros(0, np.uint64), "keys": [], "sigs": np.zeros((0, num_perm), np.uint16)}
+        return cls(*(empty.get(f, Profiles.empty()) for f in cls._fields))
+    return cls(*(_join([getattr(b, f) for b in batches]) for f in cls._fields))
+
+
+def _join(parts: list):
+    """One field of several batches, joined by its type: ragged Profiles, plain lists or NumPy arrays."""
+    if isinstance(parts[0], Profiles):
+        return Profiles.concat(parts)
+    if isinstance(parts[0], list):
+        return [x for p in parts for x in p]
+    return np.concatenate(parts)
 
 
 class Doc(NamedTuple):
@@ -135,9 +137,9 @@ class Pairs(NamedTuple):
 
 
 class Ends(NamedTuple):
-    """What one shard sends to the shard where candidate pairs meet (b's): the pairs whose a end it holds, and the
-    signature and profile of each of its articles those pairs (or pairs sent by others) need there, once per
-    article however many pairs it is in."""
+    """What one shard sends to where candidate pairs meet (b's shard modulo the graph shards): the pairs whose a
+    end it holds, and the signature and profile of each of its articles those pairs (or pairs sent by others) need
+    there, once per article however many pairs it is in."""
 
     a: np.ndarray
     b: np.ndarray

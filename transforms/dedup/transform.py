@@ -178,8 +178,9 @@ def _attach_ends(keyed, meet_shards: int) -> Iterator[tuple[int, m.Ends]]:
     a = np.concatenate([p.a for p in grouped["pairs"]])
     b = np.concatenate([p.b for p in grouped["pairs"]])
     a, b = unique_pairs(a, b)  # a pair found in several band shards is checked once
-    here_a, here_b = shards_of(a) == shard, shards_of(b) == shard
-    for meet, sel in by_shard(shards_of(b) % meet_shards):
+    shard_b = shards_of(b)
+    here_a, here_b = shards_of(a) == shard, shard_b == shard
+    for meet, sel in by_shard(shard_b % meet_shards):
         sel = np.asarray(sel, dtype=np.int64)
         sent = sel[here_a[sel]]
         ends = np.unique(np.concatenate([a[sent], b[sel[here_b[sel]]]]))
