@@ -111,6 +111,7 @@ SIGNATURES = pa.schema(
         ("profile", pa.binary()),  # little-endian uint32s: shingle hashes, a dense start then a sample, in text order
         ("anchors", pa.binary()),  # little-endian uint64s: hashes of sampled word 8-grams
         ("lead_start", pa.int32()),  # where the lead starts, in words
+        ("lead_length", pa.int32()),  # words in the lead's paragraph (0: unknown)
     ]
 )
 

@@ -189,6 +189,7 @@ class Signature:
     profile: bytes = b""  # little-endian uint32s: shingle hashes, a dense start then a sample, in text order
     anchors: bytes = b""  # little-endian uint64s
     lead_start: int = 0  # where the lead starts in the text, in words (past the title, dateline, short lines)
+    lead_length: int = 0  # words in the lead's paragraph, counted up to the longest lead (0: unknown)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ from transforms.dedup import (
     classify,
     features,
     key_article_id,
-    lead_start,
+    lead_span,
     make_uid,
     may_relate,
     node_key,
@@ -37,6 +37,7 @@ from transforms.dedup import (
     verify,
     view,
 )
+from transforms.dedup.profiles import lead_words
 from transforms.stories import Stories, aggregate, member_of_article, member_of_duplicate
 from transforms.write import to_table
 
@@ -88,14 +89,18 @@ def _negative_quote() -> str:
     return text("Council votes on budget", *other[:10], ORIGINAL[7], *other[10:])
 
 
+def _lead(text: str) -> tuple[int, int]:
+    return lead_span(text, CFG.lead_line_words, CFG.max_lead_start, CFG.lead_max_words)
+
+
 def _kind(a: str, b: str) -> int:
-    starts = [lead_start(t, CFG.lead_line_words, CFG.max_lead_start) for t in (a, b)]
-    sigs, prof = sketches([normalize_text(a), normalize_text(b)], CFG, starts)
+    leads = [_lead(t) for t in (a, b)]
+    sigs, prof = sketches([normalize_text(a), normalize_text(b)], CFG, leads)
     sim = float((sigs[0] == sigs[1]).mean())
-    kind = classify(features(prof.item_row(0), prof.item_row(1), CFG, *starts), sim, CFG)
-    assert verify(prof.item_row(0), prof.item_row(1), sim, CFG, *starts) == kind  # the shortcut agrees
+    kind = classify(features(prof.item_row(0), prof.item_row(1), CFG, *leads), sim, CFG)
+    assert verify(prof.item_row(0), prof.item_row(1), sim, CFG, *leads) == kind  # the shortcut agrees
     if kind != UNRELATED:  # the screen never drops a related pair
-        assert may_relate(view(prof.item_row(0), CFG, starts[0]), view(prof.item_row(1), CFG, starts[1]), sim, CFG)
+        assert may_relate(view(prof.item_row(0), CFG, *leads[0]), view(prof.item_row(1), CFG, *leads[1]), sim, CFG)
     return kind
 
 
@@ -106,12 +111,14 @@ def _kind(a: str, b: str) -> int:
     "make, kind",
     [
         (_copy, COPY),
+        # A long boilerplate line above the lead is taken for the lead, but the original's head is in the copy.
+        (lambda: text(ORIGINAL[0], *sentences(5, 1, 17), *ORIGINAL[1:]), COPY),
         (_followup, FOLLOW),
         (_negative_title, UNRELATED),
         (_negative_quote, UNRELATED),
         (lambda: text(*sentences(9, 25)), UNRELATED),
     ],
-    ids=["copy", "followup", "same-title", "one-quoted-sentence", "unrelated"],
+    ids=["copy", "copy-under-long-boilerplate", "followup", "same-title", "one-quoted-sentence", "unrelated"],
 )
 def test_pairs_are_told_apart_by_structure(make, kind):
     other = make()
@@ -123,6 +130,21 @@ def test_a_followup_reusing_most_of_the_original_is_still_no_copy():
     # 80% of the original's body under a new lead: overall overlap as high as a copy's, but the lead is new.
     followup = text("Port buyer names new chief", *sentences(5, 5), *ORIGINAL[5:])
     assert _kind(text(*ORIGINAL), followup) == FOLLOW
+
+
+def test_a_followup_whose_new_lead_is_one_short_paragraph_is_no_copy():
+    # The story's paragraphs after its first reused under a one-paragraph lead of its own. The lead windows run
+    # past both short paragraphs into the shared text, so the leads look shared (above copy_lead); the heads stop
+    # at the paragraphs' ends, and neither is in the other.
+    story = ["Tolkami port sale closes", *sentences(40, 14, 22)]
+    followup = ["Port buyer faces inquiry", *sentences(41, 1, 22), *story[2:]]
+    a, b = text(*story), text(*followup)
+    assert _kind(a, b) == FOLLOW and _kind(b, a) == FOLLOW
+    leads = [_lead(t) for t in (a, b)]
+    assert leads == [(4, 22), (4, 22)]
+    _, prof = sketches([normalize_text(a), normalize_text(b)], CFG, leads)
+    f = features(prof.item_row(0), prof.item_row(1), CFG, *leads)
+    assert min(f.lead_a, f.lead_b) >= CFG.copy_lead and f.head < 0.1
 
 
 def test_the_screen_only_drops_pairs_that_are_neither_copy_nor_follow_up():
@@ -137,11 +159,11 @@ def test_the_screen_only_drops_pairs_that_are_neither_copy_nor_follow_up():
         at = r.randint(0, 20 - k)
         other[at : at + k] = base[r.randint(0, 20 - k) :][:k]
         a, b = text(*base), text(*other)
-        starts = [lead_start(t, CFG.lead_line_words, CFG.max_lead_start) for t in (a, b)]
-        sigs, prof = sketches([normalize_text(a), normalize_text(b)], CFG, starts)
+        leads = [_lead(t) for t in (a, b)]
+        sigs, prof = sketches([normalize_text(a), normalize_text(b)], CFG, leads)
         sim = float((sigs[0] == sigs[1]).mean())
-        kind = verify(prof.item_row(0), prof.item_row(1), sim, CFG, *starts)
-        passes = may_relate(view(prof.item_row(0), CFG, starts[0]), view(prof.item_row(1), CFG, starts[1]), sim, CFG)
+        kind = verify(prof.item_row(0), prof.item_row(1), sim, CFG, *leads)
+        passes = may_relate(view(prof.item_row(0), CFG, *leads[0]), view(prof.item_row(1), CFG, *leads[1]), sim, CFG)
         related += kind != UNRELATED
         dropped += not passes
         assert passes or kind == UNRELATED
@@ -160,10 +182,8 @@ def test_profiles_keep_the_lead_dense_and_sample_the_rest():
     items = prof.item_row(0)
     rest = items[CFG.dense_words :]
     assert 0.15 * (len(words) - CFG.dense_words) < rest.size < 0.4 * (len(words) - CFG.dense_words)
-    assert lead_start(text(*ORIGINAL), CFG.lead_line_words, CFG.max_lead_start) == 7  # past the title
-    assert (
-        lead_start(_copy(), CFG.lead_line_words, CFG.max_lead_start) == 6
-    )  # past the new title and a boilerplate line
+    assert _lead(text(*ORIGINAL))[0] == 7  # past the title
+    assert _lead(_copy())[0] == 6  # past the new title and a boilerplate line
     assert not (rest & np.uint32((1 << CFG.sample_bits) - 1)).any()  # the same shingles in every text
     # The dense start is every shingle: a text's first words give the same entries alone or in a longer text.
     _, head = sketches([b" ".join(words[: CFG.dense_words + 2])], CFG)
@@ -318,21 +338,33 @@ def test_aggregate_counts_a_story_and_ranks_its_entities():
 def test_profiles_take_and_concat_keep_ragged_rows_aligned():
     from transforms.dedup import Profiles
 
-    p = Profiles.of_rows([np.array([1, 2, 3]), np.array([], np.uint32), np.array([7])], [[9], [8, 8], []], [0, 5, 2])
+    p = Profiles.of_rows(
+        [np.array([1, 2, 3]), np.array([], np.uint32), np.array([7])], [[9], [8, 8], []], [(0, 0), (5, 30), (2, 18)]
+    )
     q = Profiles.concat([p.take([2, 0]), p.take([1]), Profiles.empty()])
     assert [q.item_row(i).tolist() for i in range(q.rows)] == [[7], [1, 2, 3], []]
     assert [q.anchor_row(i).tolist() for i in range(q.rows)] == [[], [9], [8, 8]]
-    assert q.lead.tolist() == [2, 0, 5] and q.items.dtype == np.uint32 and q.anchors.dtype == np.uint64
+    assert q.lead.tolist() == [[2, 18], [0, 0], [5, 30]] and q.items.dtype == np.uint32 and q.anchors.dtype == np.uint64
 
 
-def test_lead_start_is_bounded_on_huge_or_odd_texts():
-    assert lead_start("x" * 10_000_000, 15, 100) == 0  # one huge word: no sentence, lead from the start
-    assert lead_start("short\n" * 1_000_000, 15, 100) == 0
-    assert lead_start("Title\n\n" + "word " * 20, 15, 100) == 1
-    assert lead_start("", 15, 100) == 0
+def test_lead_span_is_bounded_on_huge_or_odd_texts():
+    assert lead_span("x" * 10_000_000, 15, 100, 40) == (0, 0)  # one huge word: no sentence, lead from the start
+    assert lead_span("short\n" * 1_000_000, 15, 100, 40) == (0, 0)
+    assert lead_span("Title\n\n" + "word " * 20, 15, 100, 40) == (1, 20)
+    assert lead_span("", 15, 100, 40) == (0, 0)
+    assert lead_span("word " * 1_000_000, 15, 100, 40) == (0, 40)  # one long line: its length counted to 40
     # A line of exactly line_words words is the lead; one word fewer is skipped, counted exactly.
-    assert lead_start("a b c\n" + "w " * 15, 15, 100) == 3
-    assert lead_start("w " * 14 + "\n" + "x " * 40, 15, 100) == 14
+    assert lead_span("a b c\n" + "w " * 15 + "\nnext paragraph", 15, 100, 40) == (3, 15)
+    assert lead_span("w " * 14 + "\n" + "x " * 40, 15, 100, 40) == (14, 40)
+
+
+def test_the_lead_stops_at_the_end_of_its_paragraph():
+    # A 22-word first paragraph over a long text: the lead is that paragraph (not a quarter of the text), but
+    # never shorter than lead_min_words; an unknown paragraph length (0) leaves the quarter rule.
+    assert lead_words(400, 0, CFG, 22) == 22
+    assert lead_words(400, 0, CFG, 0) == CFG.lead_max_words
+    assert lead_words(400, 0, CFG, 5) == CFG.lead_min_words
+    assert lead_words(30, 0, CFG, 38) == CFG.lead_min_words  # a short text: still its quarter (at least the floor)
 
 
 def test_the_writer_knows_the_stories_dataset():
@@ -429,3 +461,36 @@ def test_a_follow_up_reuses_a_passage_not_scattered_template_phrases():
         f = Features(shared=9, cont_a=0.3, cont_b=0.25, lead_a=0.0, lead_b=0.05, order=1.0, run=run)
         assert classify(f, 0.2, cfg) == kind
     assert runs == [9, 2]
+
+
+@pytest.mark.parametrize(
+    "stored, expected",
+    [
+        ({"lead_start": 7, "lead_length": 22}, [7, 22]),
+        ({"lead_start": 7}, [7, 0]),  # written before lead lengths were stored: the length is unknown
+        ({"lead_start": -3, "lead_length": 10**6}, [0, CFG.lead_max_words]),  # out of range: kept within bounds
+    ],
+    ids=["both", "no-length-column", "out-of-range"],
+)
+def test_stored_leads_are_read_back_within_bounds(tmp_path, stored, expected):
+    from schemas.datasets import SIGNATURES
+    from transforms.dedup.history import read_history
+    from transforms.dedup.minhash import content_hash_of
+
+    day = dt.date(2026, 6, 1)
+    folder = tmp_path / "signatures" / f"run_date={day.isoformat()}"
+    folder.mkdir(parents=True)
+    norm = normalize_text(text(*ORIGINAL))
+    sigs, prof = sketches([norm], CFG)
+    row = {
+        "article_id": "00000000000000aa",
+        "content_hash": content_hash_of(norm),
+        "minhash": sigs[0].tolist(),
+        "published_at": T0,
+        "profile": prof.item_row(0).astype("<u4").tobytes(),
+        **stored,
+    }
+    schema = pa.schema([f for f in SIGNATURES if f.name in row])
+    pq.write_table(pa.Table.from_pylist([row], schema=schema), folder / "part-00000.parquet")
+    [(_, nodes)] = list(read_history(day, DedupConfig(output=str(tmp_path))))
+    assert nodes.prof.lead.tolist() == [expected] and nodes.prof.item_row(0).size == prof.item_row(0).size

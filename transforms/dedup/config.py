@@ -62,6 +62,9 @@ class DedupConfig:
     # decision that affects about N households"), at 0.1-0.3, passed the structure checks as copies.
     copy_min_similarity: float = 0.35
     copy_lead: float = 0.2  # a copy: each lead at least this much inside the other article ...
+    # ... and one head (the lead to its paragraph's end) this much (profiles.View). On dev, copies' larger head
+    # share is >= 0.80 and follow-ups' <= 0.35.
+    copy_head: float = 0.5
     copy_containment: float = 0.5  # ... the shorter text at least this much inside the longer ...
     copy_order: float = 0.8  # ... and the shared text mostly in the same order
     # At or above this estimated similarity, a pair whose leads are in each other is a copy without measuring the

@@ -49,7 +49,7 @@ def _is_id(value) -> bool:
 _HISTORY_COLUMNS = ("article_id", "content_hash", "minhash", "published_at")
 # Written since story threads; a file without them (or with another type) is read as before: no profile (its
 # pairs are decided on the estimated similarity), no anchors, and each article its own story.
-_OPTIONAL_COLUMNS = ("story_id", "profile", "anchors", "lead_start")
+_OPTIONAL_COLUMNS = ("story_id", "profile", "anchors", "lead_start", "lead_length")
 
 
 def history_schema_problem(schema) -> str | None:
@@ -157,6 +157,7 @@ def _load_history_file(path: str, cfg: DedupConfig) -> tuple[Nodes, int]:
     profiles = _optional(good, "profile", pa.types.is_binary)
     anchors = _optional(good, "anchors", pa.types.is_binary)
     starts = _optional(good, "lead_start", pa.types.is_integer)
+    lengths = _optional(good, "lead_length", pa.types.is_integer)
     items, anchor_rows, leads = [], [], []
     for i, (aid, chash, published) in enumerate(zip(*columns, strict=True)):
         if _is_id(aid) and _is_id(chash):
@@ -167,7 +168,7 @@ def _load_history_file(path: str, cfg: DedupConfig) -> tuple[Nodes, int]:
             rows.append(i)
             items.append(_values(profiles[i], "<u4", np.uint32))
             anchor_rows.append(_values(anchors[i], "<u8", np.uint64))
-            leads.append(min(max(starts[i] or 0, 0), cfg.max_lead_start))
+            leads.append((_clip(starts[i], cfg.max_lead_start), _clip(lengths[i], cfg.lead_max_words)))
     nodes = Nodes(np.array(uids, dtype=np.uint64), keys, sigs[rows], Profiles.of_rows(items, anchor_rows, leads))
     return nodes, table.num_rows - len(rows)
 
@@ -178,6 +179,11 @@ def _values(data: bytes | None, stored: str, dtype) -> np.ndarray:
     if not data or len(data) % width:
         return np.zeros(0, dtype)
     return np.frombuffer(data, dtype=stored).astype(dtype)
+
+
+def _clip(value: int | None, most: int) -> int:
+    """A stored count kept within 0..most (a missing or damaged one is 0: unknown)."""
+    return min(max(value or 0, 0), most)
 
 
 def _optional(table, name: str, fits) -> list:

@@ -50,17 +50,19 @@ def _join(parts: list):
 
 
 class Doc(NamedTuple):
-    """An article to sign: node id, canonical-order key, normalised text and where its lead starts (words)."""
+    """An article to sign: node id, canonical-order key, normalised text, where its lead starts and how many words
+    its paragraph has (profiles.lead_span)."""
 
     uid: int
     key: int
     text: bytes
     lead: int
+    paragraph: int
 
     @classmethod
     def of(cls, fields: tuple) -> Doc:
-        uid, key, text, lead = fields
-        return cls(_from_bytes(uid), _from_bytes(key), text, _from_bytes(lead))
+        uid, key, text, lead, paragraph = fields
+        return cls(_from_bytes(uid), _from_bytes(key), text, _from_bytes(lead), _from_bytes(paragraph))
 
 
 class Pending(NamedTuple):

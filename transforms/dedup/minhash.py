@@ -349,24 +349,27 @@ def signatures_in_batches(texts: list[bytes], cfg: DedupConfig) -> np.ndarray:
 
 
 def sketches(
-    texts: Sequence[bytes], cfg: DedupConfig = _D, leads: Sequence[int] | None = None
+    texts: Sequence[bytes], cfg: DedupConfig = _D, leads: Sequence[tuple[int, int]] | None = None
 ) -> tuple[np.ndarray, Profiles]:
     """Signatures and verification profiles (dense lead, shingle sample, anchors) of normalised texts, from one
-    pass over their words; `leads`: where each text's lead starts, in words (profiles.lead_start; default 0)."""
+    pass over their words; `leads`: each text's lead (where it starts, its paragraph's words; profiles.lead_span;
+    default (0, 0))."""
     n = len(texts)
     if not n:
         return np.zeros((0, cfg.num_perm), dtype=np.uint16), Profiles.empty()
-    lead = np.zeros(n, np.int64) if leads is None else np.asarray(leads, dtype=np.int64)
+    lead = np.zeros((n, 2), np.int64) if leads is None else np.asarray(leads, dtype=np.int64).reshape(n, 2)
     words, offsets = word_hashes(texts)
     shingles, doc, pos = _base_shingles(words, offsets, texts, cfg.shingle_size)
-    dense = lead + cfg.dense_words
+    dense = lead[:, 0] + cfg.dense_words
     items, i_off = profile_items(shingles, doc, pos, n, dense, cfg.sample_bits, cfg.max_samples)
     anchors, a_off = anchor_keys(shingles, doc, n, cfg.shingle_size, cfg.anchor_words, cfg.anchor_bits, cfg.max_anchors)
     sh, sdoc = _weigh_lead(shingles, doc, pos, cfg.lead_words, cfg.lead_weight)
     return minhash_from_shingles(sh, sdoc, n, cfg.num_perm), Profiles(items, i_off, anchors, a_off, lead)
 
 
-def sketches_in_batches(texts: list[bytes], cfg: DedupConfig, leads: list[int]) -> tuple[np.ndarray, Profiles]:
+def sketches_in_batches(
+    texts: list[bytes], cfg: DedupConfig, leads: list[tuple[int, int]]
+) -> tuple[np.ndarray, Profiles]:
     """`sketches` of many texts, `batch_size` at a time to bound NumPy's temporary arrays."""
     step = cfg.batch_size
     parts = [sketches(texts[i : i + step], cfg, leads[i : i + step]) for i in range(0, len(texts), step)]

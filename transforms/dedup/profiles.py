@@ -12,8 +12,9 @@ UNRELATED, COPY, FOLLOW = 0, 1, 2  # edge kinds: a copy shares its canonical's c
 
 class Profiles(NamedTuple):
     """Ragged per-node arrays, rows aligned with a node table: 32-bit shingle hashes (a dense start, then a
-    sample; minhash.profile_items), 64-bit anchor keys, and where each text's lead starts (in words). A node
-    without a profile (stored by an older version) has empty rows."""
+    sample; minhash.profile_items), 64-bit anchor keys, and each text's lead as (where it starts, how many words
+    its paragraph has; 0 when unknown), one row of two per node (lead_span). A node without a profile (stored by
+    an older version) has empty rows."""
 
     items: np.ndarray
     i_off: np.ndarray
@@ -24,17 +25,19 @@ class Profiles(NamedTuple):
     @staticmethod
     def empty(n: int = 0) -> Profiles:
         zeros = np.zeros(n + 1, np.int64)
-        return Profiles(np.zeros(0, np.uint32), zeros, np.zeros(0, np.uint64), zeros.copy(), np.zeros(n, np.int64))
+        return Profiles(np.zeros(0, np.uint32), zeros, np.zeros(0, np.uint64), zeros.copy(), np.zeros((n, 2), np.int64))
 
     @staticmethod
-    def of_rows(items: Sequence[np.ndarray], anchors: Sequence[np.ndarray], leads: Sequence[int]) -> Profiles:
-        """From one array of items, one of anchors and one lead start per node."""
+    def of_rows(
+        items: Sequence[np.ndarray], anchors: Sequence[np.ndarray], leads: Sequence[tuple[int, int]]
+    ) -> Profiles:
+        """From one array of items, one of anchors and one lead (start, paragraph words) per node."""
         return Profiles(
             np.concatenate([np.zeros(0, np.uint32), *[np.asarray(x, np.uint32) for x in items]]),
             np.concatenate([[0], np.cumsum([len(x) for x in items])]).astype(np.int64),
             np.concatenate([np.zeros(0, np.uint64), *[np.asarray(x, np.uint64) for x in anchors]]),
             np.concatenate([[0], np.cumsum([len(x) for x in anchors])]).astype(np.int64),
-            np.asarray(leads, dtype=np.int64).reshape(-1),
+            np.asarray(leads, dtype=np.int64).reshape(-1, 2),
         )
 
     @staticmethod
@@ -90,26 +93,27 @@ def _gather(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[
     return values[index], new
 
 
-def lead_start(text: str, line_words: int, cap: int) -> int:
-    """Where a text's lead starts, in words: at its first line of `line_words` words or more (a sentence), past
-    the title, dateline and short boilerplate lines above it. 0 when no such line starts within `cap` words (a
-    text of short lines, or one long line)."""
+def lead_span(text: str, line_words: int, cap: int, longest: int) -> tuple[int, int]:
+    """Where a text's lead starts, in words, and how many words its paragraph has (counted up to `longest`): the
+    lead is its first line of `line_words` words or more (a sentence), past the title, dateline and short
+    boilerplate lines above it. (0, 0) when no such line starts within `cap` words (a text of short lines, or one
+    long line): the lead starts the text, its length unknown."""
     # Words are counted as whitespace-separated runs (the profile counts punctuation-separated ones: "NATO's" is
-    # one here and two there), so the start can be a word or two early: a cheap count, and the lead check
-    # tolerates it.
+    # one here and two there), so the start can be a word or two early and the paragraph end a word or two short:
+    # a cheap count, and the lead check tolerates it.
     skipped, start = 0, 0
     while skipped < cap:
         # Lines are read at most 4000 characters at a time, so a huge text costs no more than a short one.
         end = text.find("\n", start, start + 4000)
         line = text[start : start + 4000] if end < 0 else text[start:end]
-        n = len(line.split(maxsplit=line_words))  # enough to tell a lead line, and exact below it
+        n = len(line.split(maxsplit=max(line_words, longest)))  # enough to tell a lead line, and exact below it
         if n >= line_words:
-            return skipped
+            return skipped, min(n, longest)
         if end < 0:
             break
         skipped += n
         start = end + 1
-    return 0
+    return 0, 0
 
 
 class Features(NamedTuple):
@@ -122,28 +126,38 @@ class Features(NamedTuple):
     lead_b: float
     order: float  # share of the shared shingles that appear in the same order in both (longest common run)
     run: int = 0  # the longest passage reused verbatim: shared samples that follow each other in both texts
+    head: float = 1.0  # the larger share of one head (the lead to its paragraph's end) found in the other
 
 
-def lead_words(size: int, start: int, cfg) -> int:
+def lead_words(size: int, start: int, cfg, paragraph: int = 0) -> int:
     """How many entries of a profile of `size` entries whose lead starts at `start` are its lead: the first
-    quarter of the text below `start`, `lead_min_words` at least and `lead_max_words` at most. The length is
+    quarter of the text below `start`, `lead_min_words` at least and `lead_max_words` at most; with `paragraph`
+    (its length, when known), no further than the end of the lead's paragraph (the head: View). The length is
     estimated from the profile (a dense start of start + dense_words entries, then 1 in 2**sample_bits)."""
     dense = min(size, start + cfg.dense_words)
     length = dense + ((size - dense) << cfg.sample_bits) - start
-    return max(cfg.lead_min_words, min(cfg.lead_max_words, length // 4))
+    words = min(cfg.lead_max_words, length // 4, paragraph or cfg.lead_max_words)
+    return max(cfg.lead_min_words, words)
 
 
 class View:
-    """One profile made ready for many comparisons (built once per article, not once per pair): its lead, the
-    set of everything it keeps and, computed on first use (a sure copy never needs them), its sampled shingles in
-    text order with where each first occurs."""
+    """One profile made ready for many comparisons (built once per article, not once per pair): its lead, its
+    head, the set of everything it keeps and, computed on first use (a sure copy never needs them), its sampled
+    shingles in text order with where each first occurs.
 
-    __slots__ = ("_items", "_bits", "_sampled", "kept", "lead")
+    The lead is a window of words from where the lead starts; the head is the same window stopped at the end of
+    the lead's paragraph. A follow-up's new lead is often one short paragraph over reused text, which the window
+    runs past (both leads then look shared); the lead line found can also be a long boilerplate line above the
+    real lead, which the window runs past to the lead. So a copy needs its leads in each other and one head in
+    the other (classify)."""
 
-    def __init__(self, items: np.ndarray, cfg, start: int):
+    __slots__ = ("_items", "_bits", "_sampled", "head", "kept", "lead")
+
+    def __init__(self, items: np.ndarray, cfg, start: int, paragraph: int = 0):
         values = items.tolist()
         start = min(start, len(values) - 1)
         self.lead = values[start : start + lead_words(len(values), start, cfg)]  # the lead's shingles
+        self.head = self.lead[: lead_words(len(values), start, cfg, paragraph)]
         self.kept = frozenset(values)  # every shingle kept: what another article's lead is looked up in
         self._items, self._bits, self._sampled = items, cfg.sample_bits, None
 
@@ -159,28 +173,30 @@ class View:
         return self._sampled
 
 
-def view(items: np.ndarray, cfg, start: int = 0) -> View | None:
-    """The View of a profile whose lead starts at `start`, or None when it has no entries (stored by an older
-    version)."""
-    return View(items, cfg, start) if items.size else None
-
-
-def lead_shares(a: np.ndarray, b: np.ndarray, cfg, start_a: int = 0, start_b: int = 0) -> tuple[float, float]:
-    """The share of A's lead found anywhere B's profile keeps, and of B's lead in A (0 when either is empty)."""
-    va, vb = view(a, cfg, start_a), view(b, cfg, start_b)
-    return (0.0, 0.0) if va is None or vb is None else _leads(va, vb)
+def view(items: np.ndarray, cfg, start: int = 0, paragraph: int = 0) -> View | None:
+    """The View of a profile whose lead starts at `start` (its paragraph `paragraph` words long, 0 if unknown),
+    or None when it has no entries (stored by an older version)."""
+    return View(items, cfg, start, paragraph) if items.size else None
 
 
 def _leads(va: View, vb: View) -> tuple[float, float]:
-    return (
-        sum(x in vb.kept for x in va.lead) / len(va.lead),
-        sum(x in va.kept for x in vb.lead) / len(vb.lead),
-    )
+    return _share(va.lead, vb.kept), _share(vb.lead, va.kept)
 
 
-def features(a: np.ndarray, b: np.ndarray, cfg, start_a: int = 0, start_b: int = 0) -> Features | None:
+def _head(va: View, vb: View) -> float:
+    """The larger share of one article's head found in the other (a copy keeps at least the original's)."""
+    return max(_share(va.head, vb.kept), _share(vb.head, va.kept))
+
+
+def _share(shingles: list, kept: frozenset) -> float:
+    return sum(x in kept for x in shingles) / len(shingles)
+
+
+def features(
+    a: np.ndarray, b: np.ndarray, cfg, lead_a: tuple[int, int] = (0, 0), lead_b: tuple[int, int] = (0, 0)
+) -> Features | None:
     """Pair features of two profiles, or None when either has none (no profile: decide as before)."""
-    va, vb = view(a, cfg, start_a), view(b, cfg, start_b)
+    va, vb = view(a, cfg, *lead_a), view(b, cfg, *lead_b)
     return None if va is None or vb is None else features_of(va, vb)
 
 
@@ -197,6 +213,7 @@ def features_of(va: View, vb: View, leads: bool = True) -> Features:
     ib = list(map(first_b.__getitem__, common))
     shared = len(ia)
     la, lb = _leads(va, vb) if leads else (0.0, 0.0)
+    head = _head(va, vb) if leads else 0.0
     order = 1.0 if shared == 1 else 0.0
     best = run = 0
     # B's order of the shared shingles, taken in A's order, mostly goes forward in a copy; a passage reused as it
@@ -221,6 +238,7 @@ def features_of(va: View, vb: View, leads: bool = True) -> Features:
         lb,
         order,
         best + 1 if shared > 1 else shared,
+        head,
     )
 
 
@@ -229,8 +247,8 @@ def classify(f: Features | None, similarity: float, cfg) -> int:
 
     A copy is a near-duplicate (estimated similarity at least `copy_min_similarity`) that keeps the original's
     lead (perhaps reworded, under a new title) and most of its body in order: both leads are found in the other
-    article, and the shorter text is mostly inside the longer. A follow-up writes a
-    lead of its own over text reused lower down: their leads differ, but a real share of one is inside the other.
+    article, one head (View) too, and the shorter text is mostly inside the longer. A follow-up writes a lead of
+    its own over text reused lower down: their leads differ, but a real share of one is inside the other.
     Without profiles (signatures stored by an older version) the estimated similarity decides, as it used to."""
     if f is None:
         return COPY if similarity >= cfg.threshold else UNRELATED
@@ -238,6 +256,7 @@ def classify(f: Features | None, similarity: float, cfg) -> int:
     is_copy = (
         similarity >= cfg.copy_min_similarity
         and min(f.lead_a, f.lead_b) >= cfg.copy_lead
+        and f.head >= cfg.copy_head
         and contained >= cfg.copy_containment
         and f.order >= cfg.copy_order
     )
@@ -260,9 +279,16 @@ def may_relate(va: View | None, vb: View | None, similarity: float, cfg) -> bool
     return shared >= cfg.follow_min_shared and shared >= cfg.follow_containment * min(samples_a, samples_b)
 
 
-def verify(a: np.ndarray, b: np.ndarray, similarity: float, cfg, start_a: int = 0, start_b: int = 0) -> int:
-    """`classify` of a candidate pair from its two profiles and lead starts."""
-    return verify_views(view(a, cfg, start_a), view(b, cfg, start_b), similarity, cfg)
+def verify(
+    a: np.ndarray,
+    b: np.ndarray,
+    similarity: float,
+    cfg,
+    lead_a: tuple[int, int] = (0, 0),
+    lead_b: tuple[int, int] = (0, 0),
+) -> int:
+    """`classify` of a candidate pair from its two profiles and leads ((start, paragraph words), lead_span)."""
+    return verify_views(view(a, cfg, *lead_a), view(b, cfg, *lead_b), similarity, cfg)
 
 
 def verify_views(va: View | None, vb: View | None, similarity: float, cfg) -> int:
@@ -270,7 +296,7 @@ def verify_views(va: View | None, vb: View | None, similarity: float, cfg) -> in
     each in the other is a copy without measuring the rest; a pair `may_relate` rules out is unrelated."""
     if va is None or vb is None:
         return classify(None, similarity, cfg)
-    if similarity >= cfg.copy_sure and min(_leads(va, vb)) >= cfg.copy_lead:
+    if similarity >= cfg.copy_sure and min(_leads(va, vb)) >= cfg.copy_lead and _head(va, vb) >= cfg.copy_head:
         return COPY
     if not may_relate(va, vb, similarity, cfg):
         return UNRELATED

@@ -38,14 +38,14 @@ def story_id(story: int) -> str:
 
 def assign(
     pending: list[Pending],
-    sig_of: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int]],
+    sig_of: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]],
     dups: dict[int, tuple[int, np.ndarray | None, int]],
     roots: dict[int, tuple[int, int]],
     counts: collections.Counter,
 ) -> Iterator[tuple[str, object]]:
     """('articles', Article), ('signatures', Signature) and ('duplicates', Duplicate) records of one shard.
 
-    `sig_of`: (signature, profile items, anchors, lead start) by uid; `dups`: uid -> (canonical key, canonical
+    `sig_of`: (signature, profile items, anchors, (lead start, lead paragraph words)) by uid; `dups`: uid -> (canonical key, canonical
     signature or None, story) of near or exact duplicates; `roots`: uid -> (duplicates of this run, story) of a
     canonical article in a component. An article in no component starts its own story. The identical record twice
     (same id, ref and text) is kept once and the other is an exact duplicate. `counts` gets the outcomes.
@@ -79,7 +79,8 @@ def assign(
                     story_id=story,
                     profile=items.astype("<u4").tobytes(),
                     anchors=anchors.astype("<u8").tobytes(),
-                    lead_start=lead,
+                    lead_start=lead[0],
+                    lead_length=lead[1],
                 ),
             )
         else:

@@ -34,7 +34,7 @@ from transforms.dedup.minhash import (
     normalize_text,
     sketches_in_batches,
 )
-from transforms.dedup.profiles import COPY, FOLLOW, lead_start, verify_views, view
+from transforms.dedup.profiles import COPY, FOLLOW, lead_span, verify_views, view
 from transforms.dedup.records import assign, seal, story_id
 from transforms.dedup.threads import story_choices
 
@@ -64,8 +64,9 @@ class _PrepareFn(beam.DoFn):
         aid = article.article_id
         uid = make_uid(aid, article.input_ref, chash, self._cfg.shards)
         key = node_key(uid, aid, chash, article.published_at, len(article.text), False)
-        lead = lead_start(article.text, self._cfg.lead_line_words, self._cfg.max_lead_start)
-        yield uid_shard(uid), m.wire(m.Doc(uid, key, norm, lead))
+        cfg = self._cfg
+        lead, paragraph = lead_span(article.text, cfg.lead_line_words, cfg.max_lead_start, cfg.lead_max_words)
+        yield uid_shard(uid), m.wire(m.Doc(uid, key, norm, lead, paragraph))
         # The article itself waits for its decision in the last join: each text crosses one shuffle only.
         yield beam.pvalue.TaggedOutput("articles", (uid_shard(uid), m.wire(m.Pending(key, seal(article)))))
 
@@ -98,7 +99,7 @@ class _CollapseFn(beam.DoFn):
         if docs:
             count("dedup.articles_in", len(docs))
             uids = np.array([d.uid for d in docs], dtype=np.uint64)
-            sigs, prof = sketches_in_batches([d.text for d in docs], self._cfg, [d.lead for d in docs])
+            sigs, prof = sketches_in_batches([d.text for d in docs], self._cfg, [(d.lead, d.paragraph) for d in docs])
             new = m.Nodes(uids, [d.key for d in docs], sigs, prof)
             yield beam.pvalue.TaggedOutput("sigs", (shard, m.Sigs(new.uids, new.sigs, new.prof)))
             batches.append(new)
@@ -209,7 +210,7 @@ def _verify(keyed, cfg: DedupConfig) -> Iterator[m.Edges]:
     # Each article's View is built once, whatever the number of its pairs.
     views: dict = {}
     for row in np.unique(np.concatenate([ra, rb])).tolist():
-        views[row] = view(prof.item_row(row), cfg, int(prof.lead[row]))
+        views[row] = view(prof.item_row(row), cfg, *prof.lead[row].tolist())
     kinds = np.array(
         [
             verify_views(views[u], views[v], s, cfg)
@@ -342,7 +343,8 @@ class _AssignFn(beam.DoFn):
         sig_of = {}
         for batch in grouped["sigs"]:
             for i, uid in enumerate(batch.uids.tolist()):
-                sig_of[uid] = (batch.sigs[i], batch.prof.item_row(i), batch.prof.anchor_row(i), int(batch.prof.lead[i]))
+                prof = batch.prof
+                sig_of[uid] = (batch.sigs[i], prof.item_row(i), prof.anchor_row(i), tuple(prof.lead[i].tolist()))
         counts = collections.Counter()
         pending = [m.Pending.of(p) for p in grouped["articles"]]
         for tag, record in assign(pending, sig_of, dups, roots, counts):
