@@ -45,10 +45,11 @@ def assign(
 ) -> Iterator[tuple[str, object]]:
     """('articles', Article), ('signatures', Signature) and ('duplicates', Duplicate) records of one shard.
 
-    `sig_of`: (signature, profile items, anchors, (lead start, lead paragraph words)) by uid; `dups`: uid -> (canonical key, canonical
-    signature or None, story) of near or exact duplicates; `roots`: uid -> (duplicates of this run, story) of a
-    canonical article in a component. An article in no component starts its own story. The identical record twice
-    (same id, ref and text) is kept once and the other is an exact duplicate. `counts` gets the outcomes.
+    `sig_of`: (signature, profile items, anchors, (lead start, lead paragraph words)) by uid; `dups`: uid ->
+    (canonical key, canonical signature or None, story) of near or exact duplicates; `roots`: uid -> (duplicates
+    of this run, story) of a canonical article in a component. An article in no component starts its own story.
+    The identical record twice (same id, ref and text) is kept once and the other is an exact duplicate. `counts`
+    gets the outcomes.
     """
     title, source, url = _F["title"], _F["source"], _F["url"]
     records = sorted(
