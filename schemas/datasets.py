@@ -8,6 +8,7 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from schemas.elements import Article, Duplicate, FetchState, Reject, Signature, Story
@@ -258,7 +259,7 @@ def reject_row(r: Reject, run_date: dt.date) -> tuple[dt.date, dict[str, Any]]:
 def signature_row(s: Signature, run_date: dt.date) -> tuple[dt.date, dict[str, Any]]:
     """(partition date, row) for the signatures dataset."""
     row = _flat(s)
-    row["minhash"] = list(s.minhash)
+    row["minhash"] = np.frombuffer(s.minhash, "<u2").tolist()
     return run_date, row
 
 

@@ -183,7 +183,7 @@ class Signature:
 
     article_id: str
     content_hash: str
-    minhash: tuple[int, ...]
+    minhash: bytes  # little-endian uint16s, one per permutation (bytes: a tuple of ints costs 18x the memory)
     published_at: dt.datetime | None = None
     story_id: str | None = None
     profile: bytes = b""  # little-endian uint32s: shingle hashes, a dense start then a sample, in text order

@@ -79,7 +79,12 @@ def synthetic_run(
             for part, row in ds.entity_rows(a, run_date):
                 rows[("entities", part)].append(row)
         if "signatures" in datasets:
-            sig = Signature(article_id=a.article_id, content_hash=a.content_hash, minhash=(1, 2, 3), published_at=day)
+            sig = Signature(
+                article_id=a.article_id,
+                content_hash=a.content_hash,
+                minhash=b"\x01\x00\x02\x00\x03\x00",
+                published_at=day,
+            )
             rows[("signatures", run_date)].append(ds.signature_row(sig, run_date)[1])
     if "duplicates" in datasets:
         for i in range(n // 4):

@@ -64,8 +64,8 @@ ROWS = {
     "entities": list(ds.entity_rows(ARTICLE, RUN)),
     "rejects": [ds.reject_row(Reject.of("/x/c.txt", "read", "empty", "file is empty"), RUN)],
     "signatures": [
-        ds.signature_row(Signature("a", "h", (1, 2**63 + 5), PUB), RUN),
-        ds.signature_row(Signature("b", "h", (1,), PUB, "s1", b"\x01\x00\x00\x00", b"\x02" * 8, 12), RUN),
+        ds.signature_row(Signature("a", "h", b"\x01\x00\xff\xff", PUB), RUN),
+        ds.signature_row(Signature("b", "h", b"\x01\x00", PUB, "s1", b"\x01\x00\x00\x00", b"\x02" * 8, 12), RUN),
     ],
     "stories": [ds.story_row(STORY, RUN)],
     "fetch_state": [ds.fetch_state_row(FetchState("https://e.com/a", '"v1"', "Sat, 22 Mar 2025", AT, 304), RUN)],

@@ -515,7 +515,9 @@ def _signature_rows(run_date: dt.date, stored: list[tuple[str, str]]) -> list[di
     rows = []
     for article_id, text in stored:
         norm = normalize_text(text)
-        sig = Signature(article_id, content_hash_of(norm), tuple(_sig(text).tolist()), T0 - dt.timedelta(days=1))
+        sig = Signature(
+            article_id, content_hash_of(norm), _sig(text).astype("<u2").tobytes(), T0 - dt.timedelta(days=1)
+        )
         rows.append(signature_row(sig, run_date)[1])
     return rows
 

@@ -75,7 +75,7 @@ def assign(
                 Signature(
                     canonical,
                     key_content_hash(key),
-                    tuple(sig.tolist()),
+                    sig.astype("<u2").tobytes(),
                     values[_F["published_at"]],
                     story_id=story,
                     profile=items.astype("<u4").tobytes(),
