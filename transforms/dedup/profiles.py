@@ -179,17 +179,18 @@ def view(items: np.ndarray, cfg, start: int = 0, paragraph: int = 0) -> View | N
     return View(items, cfg, start, paragraph) if items.size else None
 
 
-def _leads(va: View, vb: View) -> tuple[float, float]:
-    return _share(va.lead, vb.kept), _share(vb.lead, va.kept)
-
-
-def _head(va: View, vb: View) -> float:
-    """The larger share of one article's head found in the other (a copy keeps at least the original's)."""
-    return max(_share(va.head, vb.kept), _share(vb.head, va.kept))
+def _leads(va: View, vb: View) -> tuple[float, float, float]:
+    """The share of A's lead found in B, of B's lead in A, and the larger share of one head in the other (a copy
+    keeps at least the original's)."""
+    la, lb = _share(va.lead, vb.kept), _share(vb.lead, va.kept)
+    # A head as long as its lead has the lead's share.
+    ha = la if len(va.head) == len(va.lead) else _share(va.head, vb.kept)
+    hb = lb if len(vb.head) == len(vb.lead) else _share(vb.head, va.kept)
+    return la, lb, max(ha, hb)
 
 
 def _share(shingles: list, kept: frozenset) -> float:
-    return sum(x in kept for x in shingles) / len(shingles)
+    return sum(map(kept.__contains__, shingles)) / len(shingles)
 
 
 def features(
@@ -212,8 +213,7 @@ def features_of(va: View, vb: View, leads: bool = True) -> Features:
     ia = list(map(first_a.__getitem__, common))  # increasing: A's text order
     ib = list(map(first_b.__getitem__, common))
     shared = len(ia)
-    la, lb = _leads(va, vb) if leads else (0.0, 0.0)
-    head = _head(va, vb) if leads else 0.0
+    la, lb, head = _leads(va, vb) if leads else (0.0, 0.0, 0.0)
     order = 1.0 if shared == 1 else 0.0
     best = run = 0
     # B's order of the shared shingles, taken in A's order, mostly goes forward in a copy; a passage reused as it
@@ -293,11 +293,14 @@ def verify(
 
 def verify_views(va: View | None, vb: View | None, similarity: float, cfg) -> int:
     """`classify` of a candidate pair from its two Views. A pair estimated at `copy_sure` or more whose leads are
-    each in the other is a copy without measuring the rest; a pair `may_relate` rules out is unrelated."""
+    each in the other (and one head) is a copy without measuring the rest; a pair `may_relate` rules out is
+    unrelated."""
     if va is None or vb is None:
         return classify(None, similarity, cfg)
-    if similarity >= cfg.copy_sure and min(_leads(va, vb)) >= cfg.copy_lead and _head(va, vb) >= cfg.copy_head:
-        return COPY
+    if similarity >= cfg.copy_sure:
+        la, lb, head = _leads(va, vb)
+        if min(la, lb) >= cfg.copy_lead and head >= cfg.copy_head:
+            return COPY
     if not may_relate(va, vb, similarity, cfg):
         return UNRELATED
     # Below copy_min_similarity only a follow-up is possible, and it does not look at the leads.
