@@ -109,7 +109,9 @@ SIGNATURES = pa.schema(
         ("published_at", _TS),
         # Added for story threads; files written before them lack these columns and are read as before.
         ("story_id", pa.string()),
-        ("profile", pa.binary()),  # little-endian uint32s: shingle hashes, a dense start then a sample, in text order
+        # Little-endian uint32s: shingle hashes, a dense start then a sample, in text order. Read as their low 16 bits
+        # (minhash.profile_items), so files of every version compare alike.
+        ("profile", pa.binary()),
         ("anchors", pa.binary()),  # little-endian uint64s: hashes of sampled word 8-grams
         ("lead_start", pa.int32()),  # where the lead starts, in words
         ("lead_length", pa.int32()),  # words in the lead's paragraph (0: unknown)

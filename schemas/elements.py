@@ -186,7 +186,7 @@ class Signature:
     minhash: bytes  # little-endian uint16s, one per permutation (bytes: a tuple of ints costs 18x the memory)
     published_at: dt.datetime | None = None
     story_id: str | None = None
-    profile: bytes = b""  # little-endian uint32s: shingle hashes, a dense start then a sample, in text order
+    profile: bytes = b""  # little-endian uint32s of 16-bit shingle hashes, a dense start then a sample, in text order
     anchors: bytes = b""  # little-endian uint64s
     lead_start: int = 0  # where the lead starts in the text, in words (past the title, dateline, short lines)
     lead_length: int = 0  # words in the lead's paragraph, counted up to the longest lead (0: unknown)

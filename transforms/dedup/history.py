@@ -166,7 +166,7 @@ def _load_history_file(path: str, cfg: DedupConfig) -> tuple[Nodes, int]:
             uids.append(uid)
             keys.append(node_key(uid, aid, chash, published, 0, True, int(story, 16)))
             rows.append(i)
-            items.append(_values(profiles[i], "<u4", np.uint32))
+            items.append(_values(profiles[i], "<u4", np.uint16))  # the low 16 bits, as profile_items keeps
             anchor_rows.append(_values(anchors[i], "<u8", np.uint64))
             leads.append((_clip(starts[i], cfg.max_lead_start), _clip(lengths[i], cfg.lead_max_words)))
     nodes = Nodes(np.array(uids, dtype=np.uint64), keys, sigs[rows], Profiles.of_rows(items, anchor_rows, leads))

@@ -11,7 +11,7 @@ UNRELATED, COPY, FOLLOW = 0, 1, 2  # edge kinds: a copy shares its canonical's c
 
 
 class Profiles(NamedTuple):
-    """Ragged per-node arrays, rows aligned with a node table: 32-bit shingle hashes (a dense start, then a
+    """Ragged per-node arrays, rows aligned with a node table: 16-bit shingle hashes (a dense start, then a
     sample; minhash.profile_items), 64-bit anchor keys, and each text's lead as (where it starts, how many words
     its paragraph has; 0 when unknown), one row of two per node (lead_span). A node without a profile (stored by
     an older version) has empty rows."""
@@ -25,7 +25,7 @@ class Profiles(NamedTuple):
     @staticmethod
     def empty(n: int = 0) -> Profiles:
         zeros = np.zeros(n + 1, np.int64)
-        return Profiles(np.zeros(0, np.uint32), zeros, np.zeros(0, np.uint64), zeros.copy(), np.zeros((n, 2), np.int64))
+        return Profiles(np.zeros(0, np.uint16), zeros, np.zeros(0, np.uint64), zeros.copy(), np.zeros((n, 2), np.int64))
 
     @staticmethod
     def of_rows(
@@ -33,7 +33,7 @@ class Profiles(NamedTuple):
     ) -> Profiles:
         """From one array of items, one of anchors and one lead (start, paragraph words) per node."""
         return Profiles(
-            np.concatenate([np.zeros(0, np.uint32), *[np.asarray(x, np.uint32) for x in items]]),
+            np.concatenate([np.zeros(0, np.uint16), *[np.asarray(x, np.uint16) for x in items]]),
             np.concatenate([[0], np.cumsum([len(x) for x in items])]).astype(np.int64),
             np.concatenate([np.zeros(0, np.uint64), *[np.asarray(x, np.uint64) for x in anchors]]),
             np.concatenate([[0], np.cumsum([len(x) for x in anchors])]).astype(np.int64),
@@ -166,7 +166,7 @@ class View:
         one's index of first occurrence among the sampled entries)."""
         if self._sampled is None:
             items = self._items
-            sample = items[(items & np.uint32((1 << self._bits) - 1)) == 0].tolist()
+            sample = items[(items & np.uint16((1 << self._bits) - 1)) == 0].tolist()
             # Built from the end, the dict keeps each shingle's first index; sorting by it gives the text order.
             first = dict(zip(reversed(sample), range(len(sample) - 1, -1, -1), strict=True))
             self._sampled = len(sample), sorted(first, key=first.__getitem__), first
