@@ -56,19 +56,20 @@ class _PrepareFn(beam.DoFn):
         self._cfg = cfg
 
     def process(self, article: Article):
+        cfg = self._cfg
         norm = normalize_text(article.text or "")
         if not norm:
             yield reject(article.input_ref, STAGE, "empty_text", "no text left to compare", article.text)
             return
         chash = content_hash_of(norm)
         aid = article.article_id
-        uid = make_uid(aid, article.input_ref, chash, self._cfg.shards)
+        uid = make_uid(aid, article.input_ref, chash, cfg.shards)
         key = node_key(uid, aid, chash, article.published_at, len(article.text), False)
-        cfg = self._cfg
         lead, paragraph = lead_span(article.text, cfg.lead_line_words, cfg.max_lead_start, cfg.lead_max_words)
-        yield uid_shard(uid), m.wire(m.Doc(uid, key, norm, lead, paragraph))
+        shard = uid_shard(uid)
+        yield shard, m.wire(m.Doc(uid, key, norm, lead, paragraph))
         # The article itself waits for its decision in the last join: each text crosses one shuffle only.
-        yield beam.pvalue.TaggedOutput("articles", (uid_shard(uid), m.wire(m.Pending(key, seal(article)))))
+        yield beam.pvalue.TaggedOutput("articles", (shard, m.wire(m.Pending(key, seal(article)))))
 
 
 def _ticks(_, shards: int) -> list[tuple[int, None]]:
