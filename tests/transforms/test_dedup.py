@@ -35,6 +35,7 @@ from transforms.dedup import (
     key_article_id,
     key_content_hash,
     key_is_new,
+    key_published,
     key_uid,
     make_uid,
     minhash_from_shingles,
@@ -48,6 +49,7 @@ from transforms.dedup import (
     star_step,
     word_hashes,
 )
+from transforms.dedup.keys import by_shard
 from transforms.write import to_table, write_table
 
 RUNNER = "pipelines.runners.OfflineDirectRunner"
@@ -251,6 +253,27 @@ def test_node_key_carries_its_fields():
         True,
     )
     assert uid >> 56 == int("fedcba98", 16) % 32  # exact copies share a shard
+
+
+@pytest.mark.parametrize(
+    "published",
+    [
+        T0 + dt.timedelta(microseconds=123457),
+        dt.datetime(1901, 1, 1, 5, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc),  # far from 1970: floats would round
+        None,
+    ],
+)
+def test_node_key_carries_the_exact_publication_time(published):
+    # The stored signature takes its published_at from the key: the same instant, to the microsecond, in UTC.
+    got = key_published(_key("0123456789abcdef", published=published))
+    assert got == published and (got is None or got.utcoffset() == dt.timedelta(0))
+
+
+def test_by_shard_groups_every_row_once_in_order():
+    ids = np.array([3, 1, 3, 0, 1, 3, 7])
+    assert [(s, rows.tolist()) for s, rows in by_shard(ids)] == [(0, [3]), (1, [1, 4]), (3, [0, 2, 5]), (7, [6])]
+    assert list(by_shard(np.zeros(0, np.int64))) == []
 
 
 def test_union_find_components():
@@ -726,6 +749,19 @@ def test_every_article_ends_in_exactly_one_output():
             equal_to([len(articles) - 1 - 15]),  # 15 stories: 5 seeds and 10 follow-ups
             label="Counts",
         )
+        # One stored signature per canonical article, with its publication time and story.
+        fields = {
+            tag: out[name] | f"{tag}Fields" >> beam.Map(lambda x: (x.article_id, (x.published_at, x.story_id)))
+            for tag, name in (("a", "articles"), ("s", "signatures"))
+        }
+        joined = fields | "JoinSigs" >> beam.CoGroupByKey() | beam.Map(lambda kv: (list(kv[1]["a"]), list(kv[1]["s"])))
+
+        def one_each(rows):
+            assert len(rows) == 15
+            for kept, stored in rows:
+                assert len(kept) == 1 and stored == kept, (kept, stored)
+
+        assert_that(joined, one_each, label="Sigs")
 
     _run(articles, check=check)
 

@@ -13,6 +13,7 @@ from conftest import spans, table
 
 from schemas.elements import Article, EntityMention
 from transforms import entities as E
+from transforms.batching import bounded_batches
 from transforms.entities.model import _missing_model, _read_model_config
 from transforms.entities.transform import _batch_failures_to_rejects, _NerBatchFn
 
@@ -215,8 +216,8 @@ def test_no_pipe_batch_holds_more_than_batch_chars(nlp, seeds_dir):
         ([50], 10, 8, [(0, 1)]),
     ],
 )
-def test_pipe_batches_bound_count_and_characters(sizes, max_items, max_chars, expected):
-    assert E.pipe_batches(sizes, max_items, max_chars) == expected
+def test_batches_bound_count_and_characters(sizes, max_items, max_chars, expected):
+    assert bounded_batches(sizes, max_items, max_chars) == expected
 
 
 # ------------------------------------------------------------------------------------------ size limit

@@ -37,7 +37,7 @@ from transforms.dedup import (
     verify,
     view,
 )
-from transforms.dedup.profiles import lead_words
+from transforms.dedup.profiles import Profiles, features_of, lead_shares, lead_words, verify_rows, verify_views
 from transforms.stories import Stories, aggregate, member_of_article, member_of_duplicate
 from transforms.write import to_table
 
@@ -99,6 +99,8 @@ def _kind(a: str, b: str) -> int:
     sim = float((sigs[0] == sigs[1]).mean())
     kind = classify(features(prof.item_row(0), prof.item_row(1), CFG, *leads), sim, CFG)
     assert verify(prof.item_row(0), prof.item_row(1), sim, CFG, *leads) == kind  # the shortcut agrees
+    pair = np.array([0, 1]), np.array([1, 0])
+    assert verify_rows(prof, *pair, np.array([sim, sim]), CFG).tolist() == [kind, kind]  # and the batched one
     if kind != UNRELATED:  # the screen never drops a related pair
         assert may_relate(view(prof.item_row(0), CFG, *leads[0]), view(prof.item_row(1), CFG, *leads[1]), sim, CFG)
     return kind
@@ -168,6 +170,41 @@ def test_the_screen_only_drops_pairs_that_are_neither_copy_nor_follow_up():
         dropped += not passes
         assert passes or kind == UNRELATED
     assert related > 30 and dropped > 50  # both sides of the screen were exercised
+
+
+def test_a_batch_of_pairs_is_decided_as_pair_by_pair():
+    # The stage decides a batch of pairs at once (sure copies from sorted lookups, Views for the rest); every pair
+    # must get the kind the pair-by-pair reference gives: copies, follow-ups (one under a one-paragraph lead),
+    # unrelated texts and random mixes, odd stored leads, and a row with no profile (stored by an older version),
+    # all in one batch; at their estimated similarity, and all at a sure copy's.
+    r = random.Random(11)
+    story = ["Tolkami port sale closes", *sentences(40, 14, 22)]
+    texts = [text(*ORIGINAL), _copy(), _followup(), _negative_title(), _negative_quote()]
+    texts += [text(*story), text("Port buyer faces inquiry", *sentences(41, 1, 22), *story[2:])]
+    texts.append(" ".join(ORIGINAL[1].split()[:9]))  # shorter than a lead, and inside the original
+    for trial in range(12):
+        base, other = sentences(200 + trial, 16), sentences(300 + trial, 16)
+        k = r.randint(0, 14)
+        other[r.randint(0, 16 - k) :][:k] = base[:k]
+        texts += [text(*base), text(*other)]
+    leads = [_lead(t) for t in texts]
+    leads[7], leads[8], leads[9] = (10_000, 0), (2, 3), (0, 0)  # past the profile's end, a short head, unknown
+    sigs, prof = sketches([normalize_text(t) for t in texts], CFG, leads)
+    prof = Profiles.concat([prof, Profiles.empty(1)])
+    sigs = np.concatenate([sigs, sigs[:1]])
+    n = len(texts) + 1
+    ra, rb = np.nonzero(~np.eye(n, dtype=bool))  # every ordered pair
+    views = [view(prof.item_row(i), CFG, *prof.lead[i].tolist()) for i in range(n)]
+    measured = (ra < n - 1) & (rb < n - 1)
+    shares = zip(*lead_shares(prof, ra[measured], rb[measured], CFG), strict=True)
+    pairs = (features_of(views[u], views[v]) for u, v in zip(ra[measured], rb[measured], strict=True))
+    assert list(shares) == [(f.lead_a, f.lead_b, f.head) for f in pairs]  # the same numbers, not just kinds
+    kinds = set()
+    for sims in ((sigs[ra] == sigs[rb]).mean(axis=1), np.full(ra.size, CFG.copy_sure)):
+        expected = [verify_views(views[u], views[v], float(s), CFG) for u, v, s in zip(ra, rb, sims, strict=True)]
+        assert verify_rows(prof, ra, rb, sims, CFG).tolist() == expected
+        kinds.update(expected)
+    assert kinds == {COPY, FOLLOW, UNRELATED}
 
 
 def test_without_profiles_the_estimated_similarity_decides():

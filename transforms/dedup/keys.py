@@ -16,6 +16,8 @@ _HASH_MASK = (1 << 55) - 1
 _NO_DATE = _M  # sorts after every real timestamp
 _TS_OFFSET = 1 << 62  # microseconds since 1970, shifted so that dates before 1970 stay positive
 _LEN_MAX = (1 << 32) - 1
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_US = dt.timedelta(microseconds=1)
 
 
 def make_uid(article_id: str, ref: str, content_hash: str, shards: int, history: bool = False) -> int:
@@ -42,7 +44,7 @@ def node_key(
     this run's articles, whose story is decided here). A graph step compares and hashes one int instead of a
     tuple of strings. Ids and hashes are the project's 16-hex-digit `stable_hash` values.
     """
-    ts = _NO_DATE if published_at is None else round(published_at.timestamp() * 1_000_000) + _TS_OFFSET
+    ts = _NO_DATE if published_at is None else _micros(published_at) + _TS_OFFSET
     return (
         (0 if history else 1) << 352
         | (ts & _M) << 288
@@ -52,6 +54,19 @@ def node_key(
         | int(content_hash, 16) << 64
         | (story & _M)
     )
+
+
+def _micros(when: dt.datetime) -> int:
+    """Microseconds since 1970, exactly (a float timestamp rounds far from 1970); naive times are taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return (when - _EPOCH) // _US
+
+
+def key_published(key: int) -> dt.datetime | None:
+    """The published_at inside a node key, in UTC (None when the article had none)."""
+    ts = (key >> 288) & _M
+    return None if ts == _NO_DATE else _EPOCH + (ts - _TS_OFFSET) * _US
 
 
 def key_is_new(key: int) -> bool:
@@ -94,10 +109,15 @@ def shards_of(uids: np.ndarray) -> np.ndarray:
     return (uids >> np.uint64(SHARD_SHIFT)).astype(np.int64)
 
 
-def by_shard(shard_ids: np.ndarray) -> Iterator[tuple[int, list[int]]]:
-    """(shard, the rows in it) for each shard present, in shard order."""
-    for shard in np.unique(shard_ids).tolist():
-        yield shard, np.flatnonzero(shard_ids == shard).tolist()
+def by_shard(shard_ids: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(shard, the rows in it, ascending) for each shard present, in shard order: one sort, not a scan per
+    shard."""
+    if not shard_ids.size:
+        return
+    order = np.argsort(shard_ids, kind="stable")
+    ids = shard_ids[order]
+    for part in np.split(order, np.flatnonzero(ids[1:] != ids[:-1]) + 1):
+        yield int(shard_ids[part[0]]), part
 
 
 def collapse_exact(keys: list[int]) -> tuple[list[int], list[tuple[int, int]]]:

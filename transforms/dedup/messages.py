@@ -96,11 +96,25 @@ class Nodes(NamedTuple):
 
 
 class Sigs(NamedTuple):
-    """Signatures and profiles of this run's articles of one shard, for the stored signatures output."""
+    """Signatures of this run's articles of one shard: a near duplicate's similarity to its canonical."""
 
     uids: np.ndarray
     sigs: np.ndarray
+
+
+class Fresh(NamedTuple):
+    """This run's representative articles of one shard (one per text), with what their stored signature needs
+    beyond the node table: keys and profiles (anchors included). They join the canonical choices, not the
+    articles: the largest join then carries no profile."""
+
+    uids: np.ndarray
+    keys: list
     prof: Profiles
+
+    @staticmethod
+    def concat(batches: Sequence[Fresh], num_perm: int) -> Fresh:
+        """All rows of several batches."""
+        return _concat(Fresh, batches, num_perm)
 
 
 class NodeKeys(NamedTuple):
@@ -184,11 +198,13 @@ class ComponentKeys(NamedTuple):
 
 
 class Wanted(NamedTuple):
-    """For a canonical member's shard: (duplicate uid, canonical key, story) and (canonical uid, duplicate count,
-    story)."""
+    """For one shard: (duplicate uid, canonical key, story) and (canonical uid, duplicate count, story) of the
+    canonical members it holds, and the uids of its articles that are duplicates (stored signatures are for the
+    others)."""
 
     dups: list
     roots: list
+    dropped: list
 
 
 class Decisions(NamedTuple):

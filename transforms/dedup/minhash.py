@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from transforms.batching import bounded_batches
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.profiles import Profiles
 
@@ -346,10 +347,15 @@ def band_keys(sigs: np.ndarray, bands: int) -> np.ndarray:
     return acc
 
 
+def _batches(texts: Sequence[bytes], cfg: DedupConfig) -> list[tuple[int, int]]:
+    """[start, end) ranges of texts hashed together: about `batch_bytes` of text each."""
+    return bounded_batches([len(t) for t in texts], len(texts), cfg.batch_bytes)
+
+
 def signatures_in_batches(texts: list[bytes], cfg: DedupConfig) -> np.ndarray:
-    """Signatures of many texts, `batch_size` at a time to bound NumPy's temporary arrays."""
-    step = cfg.batch_size
-    return np.concatenate([signatures(texts[i : i + step], cfg) for i in range(0, len(texts), step)])
+    """Signatures of many texts, a few at a time (_batches)."""
+    parts = [signatures(texts[lo:hi], cfg) for lo, hi in _batches(texts, cfg)]
+    return np.concatenate(parts) if parts else np.zeros((0, cfg.num_perm), np.uint16)
 
 
 def sketches(
@@ -374,7 +380,8 @@ def sketches(
 def sketches_in_batches(
     texts: list[bytes], cfg: DedupConfig, leads: list[tuple[int, int]]
 ) -> tuple[np.ndarray, Profiles]:
-    """`sketches` of many texts, `batch_size` at a time to bound NumPy's temporary arrays."""
-    step = cfg.batch_size
-    parts = [sketches(texts[i : i + step], cfg, leads[i : i + step]) for i in range(0, len(texts), step)]
+    """`sketches` of many texts, a few at a time (_batches)."""
+    parts = [sketches(texts[lo:hi], cfg, leads[lo:hi]) for lo, hi in _batches(texts, cfg)]
+    if not parts:
+        return sketches([], cfg)
     return np.concatenate([p[0] for p in parts]), Profiles.concat([p[1] for p in parts])

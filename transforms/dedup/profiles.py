@@ -129,15 +129,16 @@ class Features(NamedTuple):
     head: float = 1.0  # the larger share of one head (the lead to its paragraph's end) found in the other
 
 
-def lead_words(size: int, start: int, cfg, paragraph: int = 0) -> int:
+def lead_words(size, start, cfg, paragraph=0):
     """How many entries of a profile of `size` entries whose lead starts at `start` are its lead: the first
     quarter of the text below `start`, `lead_min_words` at least and `lead_max_words` at most; with `paragraph`
     (its length, when known), no further than the end of the lead's paragraph (the head: View). The length is
-    estimated from the profile (a dense start of start + dense_words entries, then 1 in 2**sample_bits)."""
-    dense = min(size, start + cfg.dense_words)
+    estimated from the profile (a dense start of start + dense_words entries, then 1 in 2**sample_bits). Ints, or
+    NumPy arrays of them (element-wise)."""
+    dense = np.minimum(size, start + cfg.dense_words)
     length = dense + ((size - dense) << cfg.sample_bits) - start
-    words = min(cfg.lead_max_words, length // 4, paragraph or cfg.lead_max_words)
-    return max(cfg.lead_min_words, words)
+    limit = np.where(np.asarray(paragraph) != 0, paragraph, cfg.lead_max_words)
+    return np.maximum(cfg.lead_min_words, np.minimum(np.minimum(cfg.lead_max_words, length // 4), limit))
 
 
 class View:
@@ -156,8 +157,8 @@ class View:
     def __init__(self, items: np.ndarray, cfg, start: int, paragraph: int = 0):
         values = items.tolist()
         start = min(start, len(values) - 1)
-        self.lead = values[start : start + lead_words(len(values), start, cfg)]  # the lead's shingles
-        self.head = self.lead[: lead_words(len(values), start, cfg, paragraph)]
+        self.lead = values[start : start + int(lead_words(len(values), start, cfg))]  # the lead's shingles
+        self.head = self.lead[: int(lead_words(len(values), start, cfg, paragraph))]
         self.kept = frozenset(values)  # every shingle kept: what another article's lead is looked up in
         self._items, self._bits, self._sampled = items, cfg.sample_bits, None
 
@@ -191,6 +192,45 @@ def _leads(va: View, vb: View) -> tuple[float, float, float]:
 
 def _share(shingles: list, kept: frozenset) -> float:
     return sum(map(kept.__contains__, shingles)) / len(shingles)
+
+
+def _sure_copy(la, lb, head, cfg):
+    """Whether pairs estimated at `copy_sure` or more are copies without measuring the rest: each lead in the
+    other article, and one head. Floats, or NumPy arrays of them."""
+    return (np.minimum(la, lb) >= cfg.copy_lead) & (head >= cfg.copy_head)
+
+
+def lead_shares(prof: Profiles, ra: np.ndarray, rb: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_leads` of many pairs of rows of `prof` at once (rows with entries): every entry of every row involved,
+    keyed by its row and sorted, and each lead entry looked up there. No set per article: a batch of candidate
+    pairs, most of them copies decided on these shares alone, costs a few NumPy sorts."""
+    rows, local = np.unique(np.concatenate([ra, rb]), return_inverse=True)
+    sizes = np.diff(prof.i_off)[rows]
+    start = np.minimum(prof.lead[rows, 0], sizes - 1)  # as View
+    n_lead = np.minimum(lead_words(sizes, start, cfg), sizes - start)
+    n_head = np.minimum(lead_words(sizes, start, cfg, prof.lead[rows, 1]), n_lead)
+    values, offsets = _gather(prof.items, prof.i_off, rows)
+    owner = np.repeat(np.arange(rows.size, dtype=np.uint64), np.diff(offsets))
+    kept = np.sort((owner << np.uint64(16)) | values)
+
+    def shares(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = n_lead[src]
+        pair = np.repeat(np.arange(src.size), n)
+        pos = np.arange(pair.size) - np.repeat(np.cumsum(n) - n, n)  # the entry's place in its lead
+        entry = values[offsets[src][pair] + start[src][pair] + pos]
+        wanted = (dst[pair].astype(np.uint64) << np.uint64(16)) | entry
+        order = np.argsort(wanted)  # sorted lookups run several times faster
+        at = np.minimum(np.searchsorted(kept, wanted[order]), kept.size - 1)
+        hit = np.zeros(wanted.size, bool)
+        hit[order] = kept[at] == wanted[order]
+        lead = np.bincount(pair, weights=hit, minlength=src.size) / n
+        head = np.bincount(pair, weights=hit & (pos < n_head[src][pair]), minlength=src.size) / n_head[src]
+        return lead, head
+
+    a, b = local[: ra.size], local[ra.size :]
+    la, ha = shares(a, b)
+    lb, hb = shares(b, a)
+    return la, lb, np.maximum(ha, hb)
 
 
 def features(
@@ -297,11 +337,38 @@ def verify_views(va: View | None, vb: View | None, similarity: float, cfg) -> in
     unrelated."""
     if va is None or vb is None:
         return classify(None, similarity, cfg)
-    if similarity >= cfg.copy_sure:
-        la, lb, head = _leads(va, vb)
-        if min(la, lb) >= cfg.copy_lead and head >= cfg.copy_head:
-            return COPY
+    if similarity >= cfg.copy_sure and _sure_copy(*_leads(va, vb), cfg):
+        return COPY
+    return _verify_measured(va, vb, similarity, cfg)
+
+
+def _verify_measured(va: View, vb: View, similarity: float, cfg) -> int:
+    """`classify` of a pair that is not a sure copy, unless `may_relate` rules it out."""
     if not may_relate(va, vb, similarity, cfg):
         return UNRELATED
     # Below copy_min_similarity only a follow-up is possible, and it does not look at the leads.
     return classify(features_of(va, vb, similarity >= cfg.copy_min_similarity), similarity, cfg)
+
+
+def verify_rows(prof: Profiles, ra: np.ndarray, rb: np.ndarray, sims: np.ndarray, cfg) -> np.ndarray:
+    """`verify_views` of many pairs of rows of one Profiles (rows `ra[i]`, `rb[i]`, estimated similarity
+    `sims[i]`): the kind of each pair. Sure copies are found for all pairs at once (lead_shares); Views are built
+    only for the other pairs, once per article."""
+    sizes = np.diff(prof.i_off)
+    kinds = np.zeros(ra.size, np.uint8)
+    measured = (sizes[ra] > 0) & (sizes[rb] > 0)
+    for i in np.flatnonzero(~measured).tolist():
+        kinds[i] = classify(None, float(sims[i]), cfg)
+    sure = np.flatnonzero(measured & (sims >= cfg.copy_sure))
+    if sure.size:
+        copy = sure[_sure_copy(*lead_shares(prof, ra[sure], rb[sure], cfg), cfg)]
+        kinds[copy] = COPY
+        measured[copy] = False
+    views: dict[int, View] = {}
+    for i in np.flatnonzero(measured).tolist():
+        u, v = int(ra[i]), int(rb[i])
+        for row in (u, v):
+            if row not in views:
+                views[row] = View(prof.item_row(row), cfg, *prof.lead[row].tolist())
+        kinds[i] = _verify_measured(views[u], views[v], float(sims[i]), cfg)
+    return kinds

@@ -1,4 +1,5 @@
-"""The stage's output records: each article of a shard as a canonical Article (+ Signature) or a Duplicate."""
+"""The stage's output records: each article of a shard as a canonical Article or a Duplicate, and the stored
+Signature of each canonical one."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from schemas.elements import Article, Duplicate, Signature
-from transforms.dedup.keys import key_article_id, key_content_hash, key_uid, same_text
-from transforms.dedup.messages import Pending
+from transforms.dedup.keys import key_article_id, key_content_hash, key_published, key_uid, same_text
+from transforms.dedup.messages import Fresh, Pending
 from transforms.dedup.minhash import estimate_similarity
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Article))
@@ -38,26 +39,25 @@ def story_id(story: int) -> str:
 
 def assign(
     pending: list[Pending],
-    sig_of: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]],
+    sig_of: dict[int, np.ndarray],
     dups: dict[int, tuple[int, np.ndarray | None, int]],
     roots: dict[int, tuple[int, int]],
     counts: collections.Counter,
 ) -> Iterator[tuple[str, object]]:
-    """('articles', Article), ('signatures', Signature) and ('duplicates', Duplicate) records of one shard.
+    """('articles', Article) and ('duplicates', Duplicate) records of one shard.
 
-    `sig_of`: (signature, profile items, anchors, (lead start, lead paragraph words)) by uid; `dups`: uid ->
-    (canonical key, canonical signature or None, story) of near or exact duplicates; `roots`: uid -> (duplicates
-    of this run, story) of a canonical article in a component. An article in no component starts its own story.
-    The identical record twice (same id, ref and text) is kept once and the other is an exact duplicate. `counts`
-    gets the outcomes.
+    `sig_of`: signature by uid; `dups`: uid -> (canonical key, canonical signature or None, story) of near or
+    exact duplicates; `roots`: uid -> (duplicates of this run, story) of a canonical article in a component. An
+    article in no component starts its own story. The identical record twice (same id, ref and text) is kept once
+    and the other is an exact duplicate. `counts` gets the outcomes.
     """
     title, source, url = _F["title"], _F["source"], _F["url"]
     records = sorted(
-        ((key_uid(p.key), p.key, unseal(p.sealed), sig_of[key_uid(p.key)]) for p in pending),
+        ((key_uid(p.key), p.key, unseal(p.sealed)) for p in pending),
         key=lambda r: (r[0], r[2][title] or "", r[2][source], r[2][url] or ""),
     )
     for uid, group in itertools.groupby(records, key=lambda r: r[0]):
-        (_, key, values, (sig, items, anchors, lead)), *same = group
+        (_, key, values), *same = group
         hit = dups.get(uid)
         if hit is None:
             canonical = key_article_id(key)
@@ -70,20 +70,6 @@ def assign(
             fields[_F["story_id"]] = story
             counts["canonical"] += 1
             yield "articles", Article(*fields)
-            yield (
-                "signatures",
-                Signature(
-                    canonical,
-                    key_content_hash(key),
-                    sig.astype("<u2").tobytes(),
-                    values[_F["published_at"]],
-                    story_id=story,
-                    profile=items.astype("<u4").tobytes(),
-                    anchors=anchors.astype("<u8").tobytes(),
-                    lead_start=lead[0],
-                    lead_length=lead[1],
-                ),
-            )
         else:
             root, root_sig, story = hit
             story = story_id(story)
@@ -91,13 +77,41 @@ def assign(
             if same_text(root, key):
                 similarity, match = 1.0, "exact"
             else:
-                similarity = round(float(estimate_similarity(sig, root_sig)), 4) if root_sig is not None else 0.0
+                similarity = (
+                    round(float(estimate_similarity(sig_of[uid], root_sig)), 4) if root_sig is not None else 0.0
+                )
                 match = "near"
             counts[f"duplicates.{match}"] += 1
             yield "duplicates", _duplicate(key, values, canonical, similarity, match, story)
-        for _, _, copy, _ in same:
+        for _, _, copy in same:
             counts["duplicates.exact"] += 1
             yield "duplicates", _duplicate(key, copy, canonical, 1.0, "exact", story)
+
+
+def stored_signatures(
+    fresh: Fresh, sigs: np.ndarray, dropped: set[int], stories: dict[int, int]
+) -> Iterator[Signature]:
+    """The Signature of each article of `fresh` that is canonical (not in `dropped`, the shard's duplicates), as
+    later runs read it back (history.py). `sigs`: their MinHash rows, aligned with `fresh`; `stories`: uid ->
+    story of a canonical article in a component (any other starts its own, named by its article_id). The
+    article_id, content_hash and published_at come from the node key (keys.node_key)."""
+    prof = fresh.prof
+    for i, (uid, key) in enumerate(zip(fresh.uids.tolist(), fresh.keys, strict=True)):
+        if uid in dropped:
+            continue
+        canonical = key_article_id(key)
+        start, length = prof.lead[i].tolist()
+        yield Signature(
+            canonical,
+            key_content_hash(key),
+            sigs[i].astype("<u2").tobytes(),
+            key_published(key),
+            story_id=story_id(stories.get(uid, int(canonical, 16))),
+            profile=prof.item_row(i).astype("<u4").tobytes(),
+            anchors=prof.anchor_row(i).astype("<u8").tobytes(),
+            lead_start=start,
+            lead_length=length,
+        )
 
 
 def _duplicate(key: int, values: tuple, of: str, similarity: float, match: str, story: str) -> Duplicate:

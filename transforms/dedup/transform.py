@@ -9,7 +9,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from schemas.elements import Article
+from schemas.elements import Article, Signature
 from transforms.common import REJECTS, TaggedParDo, count, reject, run_guarded
 from transforms.dedup import messages as m
 from transforms.dedup.components import bucket_pairs, shared_keys, star_roots, star_step, unique_pairs
@@ -19,6 +19,7 @@ from transforms.dedup.keys import (
     HIST_BIT,
     by_shard,
     collapse_exact,
+    key_is_new,
     key_story,
     key_uid,
     make_uid,
@@ -34,8 +35,8 @@ from transforms.dedup.minhash import (
     normalize_text,
     sketches_in_batches,
 )
-from transforms.dedup.profiles import COPY, FOLLOW, lead_span, verify_views, view
-from transforms.dedup.records import assign, seal, story_id
+from transforms.dedup.profiles import COPY, FOLLOW, lead_span, verify_rows
+from transforms.dedup.records import assign, seal, stored_signatures, story_id
 from transforms.dedup.threads import story_choices
 
 STAGE = "dedup"
@@ -101,9 +102,8 @@ class _CollapseFn(beam.DoFn):
             count("dedup.articles_in", len(docs))
             uids = np.array([d.uid for d in docs], dtype=np.uint64)
             sigs, prof = sketches_in_batches([d.text for d in docs], self._cfg, [(d.lead, d.paragraph) for d in docs])
-            new = m.Nodes(uids, [d.key for d in docs], sigs, prof)
-            yield beam.pvalue.TaggedOutput("sigs", (shard, m.Sigs(new.uids, new.sigs, new.prof)))
-            batches.append(new)
+            yield beam.pvalue.TaggedOutput("sigs", (shard, m.Sigs(uids, sigs)))
+            batches.append(m.Nodes(uids, [d.key for d in docs], sigs, prof))
         nodes = m.Nodes.concat(batches, self._cfg.num_perm)
         reps, exact = collapse_exact(nodes.keys)
         if exact:
@@ -112,6 +112,11 @@ class _CollapseFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("edges", m.Edges(dup, rep, np.full(dup.size, COPY, np.uint8)))
         yield beam.pvalue.TaggedOutput("keys", (shard, m.NodeKeys(nodes.uids, nodes.keys)))
         table = nodes.take(reps)
+        fresh = [i for i, key in enumerate(table.keys) if key_is_new(key)]
+        if fresh:
+            yield beam.pvalue.TaggedOutput(
+                "fresh", (shard, m.Fresh(table.uids[fresh], [table.keys[i] for i in fresh], table.prof.take(fresh)))
+            )
         yield shard, m.Table(table.uids, table.sigs, table.prof.without_anchors())
         if not reps:
             return
@@ -208,17 +213,7 @@ def _verify(keyed, cfg: DedupConfig) -> Iterator[m.Edges]:
     except KeyError as missing:
         raise RuntimeError(f"dedup: a candidate pair did not find its end {missing}") from None
     sims = estimate_similarity(sigs[ra], sigs[rb])
-    # Each article's View is built once, whatever the number of its pairs.
-    views: dict = {}
-    for row in np.unique(np.concatenate([ra, rb])).tolist():
-        views[row] = view(prof.item_row(row), cfg, *prof.lead[row].tolist())
-    kinds = np.array(
-        [
-            verify_views(views[u], views[v], s, cfg)
-            for u, v, s in zip(ra.tolist(), rb.tolist(), sims.tolist(), strict=True)
-        ],
-        dtype=np.uint8,
-    )
+    kinds = verify_rows(prof, ra, rb, sims, cfg)
     ok = kinds != 0
     count("dedup.pairs_compared", int(sims.size))
     count("dedup.pairs_verified", int((kinds == COPY).sum()))
@@ -304,8 +299,12 @@ def _canonical(keyed) -> Iterator[tuple[int, m.Wanted]]:
         ):
             edges[comp].append((a, b, kind))
     dups, roots = story_choices((members[c], edges.get(c, [])) for c in sorted(members))
-    for shard in sorted(dups.keys() | roots.keys()):
-        yield shard, m.Wanted(dups.get(shard, []), roots.get(shard, []))
+    dropped: dict[int, list] = collections.defaultdict(list)
+    for items in dups.values():
+        for uid, _, _ in items:
+            dropped[uid_shard(uid)].append(uid)
+    for shard in sorted(dups.keys() | roots.keys() | dropped.keys()):
+        yield shard, m.Wanted(dups.get(shard, []), roots.get(shard, []), dropped.get(shard, []))
 
 
 def _without_profiles(keyed: tuple[int, m.Table]) -> tuple[int, m.Table]:
@@ -313,39 +312,51 @@ def _without_profiles(keyed: tuple[int, m.Table]) -> tuple[int, m.Table]:
     return shard, table._replace(prof=m.Profiles.empty(table.uids.size))
 
 
-class _RootSigFn(beam.DoFn):
-    """Per canonical's shard: attach its signature to each duplicate's decision and send it to the duplicate."""
+class _CanonicalFn(beam.DoFn):
+    """Per shard: each duplicate's decision, with its canonical's signature, goes to the duplicate's shard; each
+    canonical article's duplicate count and story to its own; and each canonical article of this run becomes its
+    stored Signature."""
+
+    def __init__(self, cfg: DedupConfig):
+        self._cfg = cfg
 
     def process(self, keyed):
         shard, grouped = keyed
-        if not grouped["wants"]:
+        wants, fresh = grouped["wants"], grouped["fresh"]
+        if not wants and not fresh:
             return
         table, index = _table(grouped["table"])
         out: dict[int, list] = collections.defaultdict(list)
-        roots = []
-        for want in grouped["wants"]:
+        roots, dropped = [], set()
+        for want in wants:
             for uid, canonical, story in want.dups:
                 row = index.get(key_uid(canonical))
                 out[uid_shard(uid)].append((uid, canonical, None if row is None else table.sigs[row], story))
             roots.extend(want.roots)
+            dropped.update(want.dropped)
         for dup_shard, items in out.items():
             yield dup_shard, m.Decisions(items)
         if roots:
             yield beam.pvalue.TaggedOutput("roots", (shard, m.RootCounts(roots)))
+        if fresh:
+            reps = m.Fresh.concat(fresh, self._cfg.num_perm)
+            sigs = table.sigs[[index[u] for u in reps.uids.tolist()]]
+            stories = {uid: story for uid, _, story in roots}
+            for signature in stored_signatures(reps, sigs, dropped, stories):
+                yield beam.pvalue.TaggedOutput("signatures", signature)
 
 
 class _AssignFn(beam.DoFn):
-    """Per shard: every article becomes a canonical Article (+ its Signature) or a Duplicate of its cluster root."""
+    """Per shard: every article becomes a canonical Article or a Duplicate of its cluster root."""
 
     def process(self, keyed):
         grouped = keyed[1]
         dups = {uid: (root, sig, story) for batch in grouped["dups"] for uid, root, sig, story in batch.items}
         roots = {uid: (n, story) for batch in grouped["roots"] for uid, n, story in batch.items}
-        sig_of = {}
-        for batch in grouped["sigs"]:
-            for i, uid in enumerate(batch.uids.tolist()):
-                prof = batch.prof
-                sig_of[uid] = (batch.sigs[i], prof.item_row(i), prof.anchor_row(i), tuple(prof.lead[i].tolist()))
+        # Only a near duplicate's own signature is read (its similarity to its canonical).
+        sig_of = {
+            uid: batch.sigs[i] for batch in grouped["sigs"] for i, uid in enumerate(batch.uids.tolist()) if uid in dups
+        }
         counts = collections.Counter()
         pending = [m.Pending.of(p) for p in grouped["articles"]]
         for tag, record in assign(pending, sig_of, dups, roots, counts):
@@ -372,16 +383,16 @@ class Dedup(beam.PTransform):
         edges = (collapsed["edges"], near) | "AllEdges" >> beam.Flatten()
         members = self._connected_components(edges)
         by_first = edges | "EdgesByFirst" >> beam.FlatMap(_edges_by_first).with_output_types(_keyed(m.Edges))
-        decided = self._decide(members, collapsed["keys"], collapsed["tables"], by_first)
+        decided = self._decide(members, collapsed["keys"], collapsed["tables"], collapsed["fresh"], by_first)
         assigned = (
             {"articles": pending, "sigs": collapsed["sigs"], "dups": decided["dups"], "roots": decided["roots"]}
             | "GroupDocs" >> beam.CoGroupByKey()
-            | "Assign" >> TaggedParDo(_AssignFn(), "duplicates", "signatures", main="articles")
+            | "Assign" >> TaggedParDo(_AssignFn(), "duplicates", main="articles")
         )
         return {
             "articles": assigned["articles"],
             "duplicates": assigned["duplicates"],
-            "signatures": assigned["signatures"],
+            "signatures": decided["signatures"],
             "rejects": rejects,
             "stored_stories": collapsed["stored"],
         }
@@ -410,12 +421,13 @@ class Dedup(beam.PTransform):
             | "Collapse"
             >> TaggedParDo(
                 _CollapseFn(self._cfg),
-                *("sigs", "edges", "bands", "keys", "stored"),
+                *("sigs", "fresh", "edges", "bands", "keys", "stored"),
                 main="tables",
                 kwargs={"history": beam.pvalue.AsMultiMap(history)},
                 output_types={
                     "tables": _keyed(m.Table),
                     "sigs": _keyed(m.Sigs),
+                    "fresh": _keyed(m.Fresh),
                     "edges": m.Edges,
                     "bands": _keyed(m.BandMembers),
                     "keys": _keyed(m.NodeKeys),
@@ -456,9 +468,9 @@ class Dedup(beam.PTransform):
             | "Components" >> beam.FlatMap(_components).with_output_types(_keyed(m.Members))
         )
 
-    def _decide(self, members, keys, tables, edges) -> dict:
-        """Each copy cluster's canonical member and story, and each duplicate's decision with the canonical's
-        signature."""
+    def _decide(self, members, keys, tables, fresh, edges) -> dict:
+        """Each copy cluster's canonical member and story, each duplicate's decision with the canonical's
+        signature, and the stored signature of each canonical article of this run."""
         wants = (
             {"members": members, "keys": keys, "edges": edges}
             | "GroupMembers" >> beam.CoGroupByKey()
@@ -469,13 +481,18 @@ class Dedup(beam.PTransform):
         # The canonical's signature is all this join needs of the table: its profiles stay behind.
         sig_tables = tables | "WithoutProfiles" >> beam.Map(_without_profiles).with_output_types(_keyed(m.Table))
         return (
-            {"table": sig_tables, "wants": wants}
+            {"table": sig_tables, "wants": wants, "fresh": fresh}
             | "GroupCanonical" >> beam.CoGroupByKey()
             | "CanonicalSignature"
             >> TaggedParDo(
-                _RootSigFn(),
+                _CanonicalFn(self._cfg),
                 "roots",
+                "signatures",
                 main="dups",
-                output_types={"dups": _keyed(m.Decisions), "roots": _keyed(m.RootCounts)},
+                output_types={
+                    "dups": _keyed(m.Decisions),
+                    "roots": _keyed(m.RootCounts),
+                    "signatures": Signature,
+                },
             )
         )

@@ -6,7 +6,6 @@ from transforms.entities.annotate import (
     annotate_each,
     ner_part,
     ner_truncated,
-    pipe_batches,
     split_text,
     with_entities,
 )
@@ -64,7 +63,6 @@ __all__ = [
     "ner_part",
     "parse_model_map",
     "ner_truncated",
-    "pipe_batches",
     "read_patterns",
     "reconcile_ents",
     "serves_language",

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 from schemas.elements import Article, EntityMention
+from transforms.batching import bounded_batches
 from transforms.entities.canonical import NO_NAMES, KnownNames, canonicalize
 from transforms.entities.config import EntityConfig
 from transforms.entities.gazetteer import MODEL_ENTS_KEY, known_names
@@ -64,21 +65,6 @@ def ner_part(text: str, max_chars: int) -> str:
     return text[: _cut(text[:max_chars], floor=max_chars // 2)]
 
 
-def pipe_batches(sizes: Sequence[int], max_items: int, max_chars: int) -> list[tuple[int, int]]:
-    """[start, end) ranges covering `sizes` in order, each of at most max_items items and max_chars in total,
-    except that an item larger than max_chars gets a batch to itself.
-    """
-    batches, start, total = [], 0, 0
-    for i, size in enumerate(sizes):
-        if i > start and (i - start >= max_items or total + size > max_chars):
-            batches.append((start, i))
-            start, total = i, 0
-        total += size
-    if start < len(sizes):
-        batches.append((start, len(sizes)))
-    return batches
-
-
 def _raw_ents(doc, off: int) -> list[tuple[int, int, str, str, str]]:
     """(start, end, label, pattern id, the model's own label or "") of a Doc's entities, offset by `off`."""
     model = doc.user_data.get(MODEL_ENTS_KEY)
@@ -116,7 +102,7 @@ def annotate(nlp, texts: Sequence[str], cfg: EntityConfig = EntityConfig()) -> l
         (i, off, piece) for i, t in enumerate(texts) for off, piece in split_text(ner_part(t, cfg.max_chars), max_chars)
     ]
     raw: list[list[tuple[int, int, str, str]]] = [[] for _ in texts]
-    for lo, hi in pipe_batches([len(p) for _, _, p in pieces], cfg.batch_size, cfg.batch_chars):
+    for lo, hi in bounded_batches([len(p) for _, _, p in pieces], cfg.batch_size, cfg.batch_chars):
         docs = nlp.pipe((p for _, _, p in pieces[lo:hi]), batch_size=hi - lo)
         for (i, off, _), doc in zip(pieces[lo:hi], docs, strict=True):
             raw[i].extend(_raw_ents(doc, off))
