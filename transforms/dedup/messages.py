@@ -96,10 +96,16 @@ class Nodes(NamedTuple):
 
 
 class Sigs(NamedTuple):
-    """Signatures of this run's articles of one shard: a near duplicate's similarity to its canonical."""
+    """Signatures of one shard's nodes: this run's articles (a near duplicate's similarity to its canonical), or
+    the node table's rows (the canonical's signature sent with each decision, the stored signatures)."""
 
     uids: np.ndarray
     sigs: np.ndarray
+
+    @staticmethod
+    def concat(batches: Sequence[Sigs], num_perm: int) -> Sigs:
+        """All rows of several batches (a batch of no rows when there are none)."""
+        return _concat(Sigs, batches, num_perm)
 
 
 class Fresh(NamedTuple):

@@ -117,6 +117,7 @@ class _CollapseFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(
                 "fresh", (shard, m.Fresh(table.uids[fresh], [table.keys[i] for i in fresh], table.prof.take(fresh)))
             )
+        yield beam.pvalue.TaggedOutput("rep_sigs", (shard, m.Sigs(table.uids, table.sigs)))
         yield shard, m.Table(table.uids, table.sigs, table.prof.without_anchors())
         if not reps:
             return
@@ -307,11 +308,6 @@ def _canonical(keyed) -> Iterator[tuple[int, m.Wanted]]:
         yield shard, m.Wanted(dups.get(shard, []), roots.get(shard, []), dropped.get(shard, []))
 
 
-def _without_profiles(keyed: tuple[int, m.Table]) -> tuple[int, m.Table]:
-    shard, table = keyed
-    return shard, table._replace(prof=m.Profiles.empty(table.uids.size))
-
-
 class _CanonicalFn(beam.DoFn):
     """Per shard: each duplicate's decision, with its canonical's signature, goes to the duplicate's shard; each
     canonical article's duplicate count and story to its own; and each canonical article of this run becomes its
@@ -325,13 +321,14 @@ class _CanonicalFn(beam.DoFn):
         wants, fresh = grouped["wants"], grouped["fresh"]
         if not wants and not fresh:
             return
-        table, index = _table(grouped["table"])
+        reps = m.Sigs.concat(grouped["reps"], self._cfg.num_perm)
+        sigs, index = reps.sigs, {u: i for i, u in enumerate(reps.uids.tolist())}
         out: dict[int, list] = collections.defaultdict(list)
         roots, dropped = [], set()
         for want in wants:
             for uid, canonical, story in want.dups:
                 row = index.get(key_uid(canonical))
-                out[uid_shard(uid)].append((uid, canonical, None if row is None else table.sigs[row], story))
+                out[uid_shard(uid)].append((uid, canonical, None if row is None else sigs[row], story))
             roots.extend(want.roots)
             dropped.update(want.dropped)
         for dup_shard, items in out.items():
@@ -339,10 +336,10 @@ class _CanonicalFn(beam.DoFn):
         if roots:
             yield beam.pvalue.TaggedOutput("roots", (shard, m.RootCounts(roots)))
         if fresh:
-            reps = m.Fresh.concat(fresh, self._cfg.num_perm)
-            sigs = table.sigs[[index[u] for u in reps.uids.tolist()]]
+            new = m.Fresh.concat(fresh, self._cfg.num_perm)
+            rows = [index[u] for u in new.uids.tolist()]
             stories = {uid: story for uid, _, story in roots}
-            for signature in stored_signatures(reps, sigs, dropped, stories):
+            for signature in stored_signatures(new, sigs[rows], dropped, stories):
                 yield beam.pvalue.TaggedOutput("signatures", signature)
 
 
@@ -383,7 +380,7 @@ class Dedup(beam.PTransform):
         edges = (collapsed["edges"], near) | "AllEdges" >> beam.Flatten()
         members = self._connected_components(edges)
         by_first = edges | "EdgesByFirst" >> beam.FlatMap(_edges_by_first).with_output_types(_keyed(m.Edges))
-        decided = self._decide(members, collapsed["keys"], collapsed["tables"], collapsed["fresh"], by_first)
+        decided = self._decide(members, collapsed["keys"], collapsed["rep_sigs"], collapsed["fresh"], by_first)
         assigned = (
             {"articles": pending, "sigs": collapsed["sigs"], "dups": decided["dups"], "roots": decided["roots"]}
             | "GroupDocs" >> beam.CoGroupByKey()
@@ -421,12 +418,13 @@ class Dedup(beam.PTransform):
             | "Collapse"
             >> TaggedParDo(
                 _CollapseFn(self._cfg),
-                *("sigs", "fresh", "edges", "bands", "keys", "stored"),
+                *("sigs", "rep_sigs", "fresh", "edges", "bands", "keys", "stored"),
                 main="tables",
                 kwargs={"history": beam.pvalue.AsMultiMap(history)},
                 output_types={
                     "tables": _keyed(m.Table),
                     "sigs": _keyed(m.Sigs),
+                    "rep_sigs": _keyed(m.Sigs),
                     "fresh": _keyed(m.Fresh),
                     "edges": m.Edges,
                     "bands": _keyed(m.BandMembers),
@@ -468,7 +466,7 @@ class Dedup(beam.PTransform):
             | "Components" >> beam.FlatMap(_components).with_output_types(_keyed(m.Members))
         )
 
-    def _decide(self, members, keys, tables, fresh, edges) -> dict:
+    def _decide(self, members, keys, rep_sigs, fresh, edges) -> dict:
         """Each copy cluster's canonical member and story, each duplicate's decision with the canonical's
         signature, and the stored signature of each canonical article of this run."""
         wants = (
@@ -478,10 +476,8 @@ class Dedup(beam.PTransform):
             | "GroupComponents" >> beam.GroupByKey()
             | "Canonical" >> beam.FlatMap(_canonical).with_output_types(_keyed(m.Wanted))
         )
-        # The canonical's signature is all this join needs of the table: its profiles stay behind.
-        sig_tables = tables | "WithoutProfiles" >> beam.Map(_without_profiles).with_output_types(_keyed(m.Table))
         return (
-            {"table": sig_tables, "wants": wants, "fresh": fresh}
+            {"reps": rep_sigs, "wants": wants, "fresh": fresh}
             | "GroupCanonical" >> beam.CoGroupByKey()
             | "CanonicalSignature"
             >> TaggedParDo(
