@@ -95,26 +95,14 @@ class Nodes(NamedTuple):
         return Nodes(self.uids[rows], [self.keys[i] for i in rows], self.sigs[rows], self.prof.take(rows))
 
 
-class Sigs(NamedTuple):
-    """Signatures of one shard's nodes: this run's articles (a near duplicate's similarity to its canonical), or
-    the node table's rows (the canonical's signature sent with each decision, the stored signatures)."""
-
-    uids: np.ndarray
-    sigs: np.ndarray
-
-    @staticmethod
-    def concat(batches: Sequence[Sigs], num_perm: int) -> Sigs:
-        """All rows of several batches (a batch of no rows when there are none)."""
-        return _concat(Sigs, batches, num_perm)
-
-
 class Fresh(NamedTuple):
-    """This run's representative articles of one shard (one per text), with what their stored signature needs
-    beyond the node table: keys and profiles (anchors included). They join the canonical choices, not the
-    articles: the largest join then carries no profile."""
+    """This run's representative articles of one shard (one per text) with what their stored signature needs:
+    keys, signatures and profiles (anchors included). They join the canonical choices, not the articles: the
+    largest join carries no signature."""
 
     uids: np.ndarray
     keys: list
+    sigs: np.ndarray
     prof: Profiles
 
     @staticmethod
@@ -124,10 +112,17 @@ class Fresh(NamedTuple):
 
 
 class NodeKeys(NamedTuple):
-    """Every node of one shard with its canonical-order key, for the components' canonical choice."""
+    """Every node of one shard with its canonical-order key and signature, for the components' canonical choice
+    (and a duplicate's similarity to its canonical)."""
 
     uids: np.ndarray
     keys: list
+    sigs: np.ndarray
+
+    @staticmethod
+    def concat(batches: Sequence[NodeKeys], num_perm: int) -> NodeKeys:
+        """All rows of several batches (a batch of no rows when there are none)."""
+        return _concat(NodeKeys, batches, num_perm)
 
 
 class BandMembers(NamedTuple):
@@ -194,27 +189,27 @@ class Members(NamedTuple):
 
 
 class ComponentKeys(NamedTuple):
-    """Components and the canonical-order key of one member each, and the component's edges (comp, a, b, kind)
-    found on the members' shard, routed to the component's shard."""
+    """Components and the canonical-order key and signature of one member each, and the component's edges
+    (comp, a, b, kind) found on the members' shard, routed to the component's shard."""
 
     comps: np.ndarray
     keys: list
+    sigs: np.ndarray
     edge_comps: np.ndarray
     edges: Edges
 
 
 class Wanted(NamedTuple):
-    """For one shard: (duplicate uid, canonical key, story) and (canonical uid, duplicate count, story) of the
-    canonical members it holds, and the uids of its articles that are duplicates (stored signatures are for the
-    others)."""
+    """For one shard, what its stored signatures need of the canonical choices: (canonical uid, duplicate count,
+    story) of its canonical members in a component, and the uids of its articles that are duplicates (stored
+    signatures are for the others)."""
 
-    dups: list
     roots: list
     dropped: list
 
 
 class Decisions(NamedTuple):
-    """(duplicate uid, canonical key, canonical signature or None when stored, story), routed to the duplicate's
+    """(duplicate uid, canonical key, estimated similarity to the canonical, story), routed to the duplicate's
     shard."""
 
     items: list

@@ -10,12 +10,9 @@ import operator
 import pickle
 from collections.abc import Iterator
 
-import numpy as np
-
 from schemas.elements import Article, Duplicate, Signature
 from transforms.dedup.keys import key_article_id, key_content_hash, key_published, key_uid, same_text
 from transforms.dedup.messages import Fresh, Pending
-from transforms.dedup.minhash import estimate_similarity
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Article))
 pack = operator.attrgetter(*_FIELDS)  # an Article as a plain tuple: ~4x cheaper to pickle than the dataclass
@@ -39,17 +36,16 @@ def story_id(story: int) -> str:
 
 def assign(
     pending: list[Pending],
-    sig_of: dict[int, np.ndarray],
-    dups: dict[int, tuple[int, np.ndarray | None, int]],
+    dups: dict[int, tuple[int, float, int]],
     roots: dict[int, tuple[int, int]],
     counts: collections.Counter,
 ) -> Iterator[tuple[str, object]]:
     """('articles', Article) and ('duplicates', Duplicate) records of one shard.
 
-    `sig_of`: signature by uid; `dups`: uid -> (canonical key, canonical signature or None, story) of near or
-    exact duplicates; `roots`: uid -> (duplicates of this run, story) of a canonical article in a component. An
-    article in no component starts its own story. The identical record twice (same id, ref and text) is kept once
-    and the other is an exact duplicate. `counts` gets the outcomes.
+    `dups`: uid -> (canonical key, estimated similarity to the canonical, story) of near or exact duplicates;
+    `roots`: uid -> (duplicates of this run, story) of a canonical article in a component. An article in no
+    component starts its own story. The identical record twice (same id, ref and text) is kept once and the other
+    is an exact duplicate. `counts` gets the outcomes.
     """
     title, source, url = _F["title"], _F["source"], _F["url"]
     records = sorted(
@@ -71,16 +67,13 @@ def assign(
             counts["canonical"] += 1
             yield "articles", Article(*fields)
         else:
-            root, root_sig, story = hit
+            root, similarity, story = hit
             story = story_id(story)
             canonical = key_article_id(root)
             if same_text(root, key):
                 similarity, match = 1.0, "exact"
             else:
-                similarity = (
-                    round(float(estimate_similarity(sig_of[uid], root_sig)), 4) if root_sig is not None else 0.0
-                )
-                match = "near"
+                similarity, match = round(similarity, 4), "near"
             counts[f"duplicates.{match}"] += 1
             yield "duplicates", _duplicate(key, values, canonical, similarity, match, story)
         for _, _, copy in same:
@@ -88,11 +81,9 @@ def assign(
             yield "duplicates", _duplicate(key, copy, canonical, 1.0, "exact", story)
 
 
-def stored_signatures(
-    fresh: Fresh, sigs: np.ndarray, dropped: set[int], stories: dict[int, int]
-) -> Iterator[Signature]:
+def stored_signatures(fresh: Fresh, dropped: set[int], stories: dict[int, int]) -> Iterator[Signature]:
     """The Signature of each article of `fresh` that is canonical (not in `dropped`, the shard's duplicates), as
-    later runs read it back (history.py). `sigs`: their MinHash rows, aligned with `fresh`; `stories`: uid ->
+    later runs read it back (history.py). `stories`: uid ->
     story of a canonical article in a component (any other starts its own, named by its article_id). The
     article_id, content_hash and published_at come from the node key (keys.node_key)."""
     prof = fresh.prof
@@ -104,7 +95,7 @@ def stored_signatures(
         yield Signature(
             canonical,
             key_content_hash(key),
-            sigs[i].astype("<u2").tobytes(),
+            fresh.sigs[i].astype("<u2").tobytes(),
             key_published(key),
             story_id=story_id(stories.get(uid, int(canonical, 16))),
             profile=prof.item_row(i).astype("<u4").tobytes(),

@@ -102,7 +102,6 @@ class _CollapseFn(beam.DoFn):
             count("dedup.articles_in", len(docs))
             uids = np.array([d.uid for d in docs], dtype=np.uint64)
             sigs, prof = sketches_in_batches([d.text for d in docs], self._cfg, [(d.lead, d.paragraph) for d in docs])
-            yield beam.pvalue.TaggedOutput("sigs", (shard, m.Sigs(uids, sigs)))
             batches.append(m.Nodes(uids, [d.key for d in docs], sigs, prof))
         nodes = m.Nodes.concat(batches, self._cfg.num_perm)
         reps, exact = collapse_exact(nodes.keys)
@@ -110,14 +109,14 @@ class _CollapseFn(beam.DoFn):
             count("dedup.exact_pairs", len(exact))
             dup, rep = (np.array([key_uid(k) for k in col], dtype=np.uint64) for col in zip(*exact, strict=True))
             yield beam.pvalue.TaggedOutput("edges", m.Edges(dup, rep, np.full(dup.size, COPY, np.uint8)))
-        yield beam.pvalue.TaggedOutput("keys", (shard, m.NodeKeys(nodes.uids, nodes.keys)))
+        yield beam.pvalue.TaggedOutput("keys", (shard, m.NodeKeys(nodes.uids, nodes.keys, nodes.sigs)))
         table = nodes.take(reps)
         fresh = [i for i, key in enumerate(table.keys) if key_is_new(key)]
         if fresh:
+            keys = [table.keys[i] for i in fresh]
             yield beam.pvalue.TaggedOutput(
-                "fresh", (shard, m.Fresh(table.uids[fresh], [table.keys[i] for i in fresh], table.prof.take(fresh)))
+                "fresh", (shard, m.Fresh(table.uids[fresh], keys, table.sigs[fresh], table.prof.take(fresh)))
             )
-        yield beam.pvalue.TaggedOutput("rep_sigs", (shard, m.Sigs(table.uids, table.sigs)))
         yield shard, m.Table(table.uids, table.sigs, table.prof.without_anchors())
         if not reps:
             return
@@ -258,15 +257,14 @@ def _components(keyed) -> Iterator[tuple[int, m.Members]]:
         yield shard, m.Members(nodes[sel], roots[sel])
 
 
-def _member_keys(keyed) -> Iterator[tuple[int, m.ComponentKeys]]:
-    """Per shard: each clustered node brings its canonical-order key, and each edge whose first node is here its
-    kind, to their component's shard."""
+def _member_keys(keyed, num_perm: int) -> Iterator[tuple[int, m.ComponentKeys]]:
+    """Per shard: each clustered node brings its canonical-order key and signature, and each edge whose first node
+    is here its kind, to their component's shard."""
     grouped = keyed[1]
     if not grouped["members"]:
         return
-    keys = {}
-    for batch in grouped["keys"]:
-        keys.update(zip(batch.uids.tolist(), batch.keys, strict=True))
+    table = m.NodeKeys.concat(grouped["keys"], num_perm)
+    row_of = {u: i for i, u in enumerate(table.uids.tolist())}
     nodes = np.concatenate([b.nodes for b in grouped["members"]])
     comps = np.concatenate([b.roots for b in grouped["members"]])
     comp_of = dict(zip(nodes.tolist(), comps.tolist(), strict=True))
@@ -278,69 +276,63 @@ def _member_keys(keyed) -> Iterator[tuple[int, m.ComponentKeys]]:
     edge_shards = shards_of(ec)
     for shard, sel in by_shard(shards_of(comps)):
         at = edge_shards == shard
-        yield (
-            shard,
-            m.ComponentKeys(
-                comps[sel], [keys[u] for u in nodes[sel].tolist()], ec[at], m.Edges(ea[at], eb[at], ek[at])
-            ),
-        )
+        rows = [row_of[u] for u in nodes[sel].tolist()]
+        keys = [table.keys[i] for i in rows]
+        yield shard, m.ComponentKeys(comps[sel], keys, table.sigs[rows], ec[at], m.Edges(ea[at], eb[at], ek[at]))
 
 
-def _canonical(keyed) -> Iterator[tuple[int, m.Wanted]]:
-    """Per shard of components: copy clusters, their canonical member (smallest key) and story (threads.py); the
-    others ask their canonical for its signature."""
-    members: dict[int, list] = collections.defaultdict(list)
-    edges: dict[int, list] = collections.defaultdict(list)
-    for batch in keyed[1]:
-        for comp, key in zip(batch.comps.tolist(), batch.keys, strict=True):
-            members[comp].append(key)
-        e = batch.edges
-        for comp, a, b, kind in zip(
-            batch.edge_comps.tolist(), e.a.tolist(), e.b.tolist(), e.kind.tolist(), strict=True
-        ):
-            edges[comp].append((a, b, kind))
-    dups, roots = story_choices((members[c], edges.get(c, [])) for c in sorted(members))
-    dropped: dict[int, list] = collections.defaultdict(list)
-    for items in dups.values():
-        for uid, _, _ in items:
-            dropped[uid_shard(uid)].append(uid)
-    for shard in sorted(dups.keys() | roots.keys() | dropped.keys()):
-        yield shard, m.Wanted(dups.get(shard, []), roots.get(shard, []), dropped.get(shard, []))
+class _ChooseFn(beam.DoFn):
+    """Per shard of components: copy clusters, their canonical member (smallest key) and story (threads.py). Each
+    duplicate's decision, with its similarity to its canonical, goes to the duplicate's shard; each canonical's
+    duplicate count and story to its own, for its article and for its stored signature."""
+
+    def process(self, keyed):
+        members: dict[int, list] = collections.defaultdict(list)
+        edges: dict[int, list] = collections.defaultdict(list)
+        sig_of = {}
+        for batch in keyed[1]:
+            for comp, key, sig in zip(batch.comps.tolist(), batch.keys, batch.sigs, strict=True):
+                members[comp].append(key)
+                sig_of[key_uid(key)] = sig
+            e = batch.edges
+            for comp, a, b, kind in zip(
+                batch.edge_comps.tolist(), e.a.tolist(), e.b.tolist(), e.kind.tolist(), strict=True
+            ):
+                edges[comp].append((a, b, kind))
+        dups, roots = story_choices((members[c], edges.get(c, [])) for c in sorted(members))
+        decisions: dict[int, list] = collections.defaultdict(list)
+        dropped: dict[int, list] = collections.defaultdict(list)
+        for items in dups.values():
+            if not items:
+                continue
+            sims = estimate_similarity(
+                np.array([sig_of[uid] for uid, _, _ in items]), np.array([sig_of[key_uid(c)] for _, c, _ in items])
+            )
+            for (uid, canonical, story), sim in zip(items, sims.tolist(), strict=True):
+                decisions[uid_shard(uid)].append((uid, canonical, sim, story))
+                dropped[uid_shard(uid)].append(uid)
+        for shard in sorted(decisions):
+            yield shard, m.Decisions(decisions[shard])
+        for shard in sorted(roots):
+            yield beam.pvalue.TaggedOutput("roots", (shard, m.RootCounts(roots[shard])))
+        for shard in sorted(roots.keys() | dropped.keys()):
+            yield beam.pvalue.TaggedOutput("marks", (shard, m.Wanted(roots.get(shard, []), dropped.get(shard, []))))
 
 
-class _CanonicalFn(beam.DoFn):
-    """Per shard: each duplicate's decision, with its canonical's signature, goes to the duplicate's shard; each
-    canonical article's duplicate count and story to its own; and each canonical article of this run becomes its
-    stored Signature."""
+class _StoredSignatureFn(beam.DoFn):
+    """Per shard: each canonical article of this run becomes its stored Signature."""
 
     def __init__(self, cfg: DedupConfig):
         self._cfg = cfg
 
     def process(self, keyed):
-        shard, grouped = keyed
-        wants, fresh = grouped["wants"], grouped["fresh"]
-        if not wants and not fresh:
+        grouped = keyed[1]
+        if not grouped["fresh"]:
             return
-        reps = m.Sigs.concat(grouped["reps"], self._cfg.num_perm)
-        sigs, index = reps.sigs, {u: i for i, u in enumerate(reps.uids.tolist())}
-        out: dict[int, list] = collections.defaultdict(list)
-        roots, dropped = [], set()
-        for want in wants:
-            for uid, canonical, story in want.dups:
-                row = index.get(key_uid(canonical))
-                out[uid_shard(uid)].append((uid, canonical, None if row is None else sigs[row], story))
-            roots.extend(want.roots)
-            dropped.update(want.dropped)
-        for dup_shard, items in out.items():
-            yield dup_shard, m.Decisions(items)
-        if roots:
-            yield beam.pvalue.TaggedOutput("roots", (shard, m.RootCounts(roots)))
-        if fresh:
-            new = m.Fresh.concat(fresh, self._cfg.num_perm)
-            rows = [index[u] for u in new.uids.tolist()]
-            stories = {uid: story for uid, _, story in roots}
-            for signature in stored_signatures(new, sigs[rows], dropped, stories):
-                yield beam.pvalue.TaggedOutput("signatures", signature)
+        fresh = m.Fresh.concat(grouped["fresh"], self._cfg.num_perm)
+        dropped = {uid for marks in grouped["marks"] for uid in marks.dropped}
+        stories = {uid: story for marks in grouped["marks"] for uid, _, story in marks.roots}
+        yield from stored_signatures(fresh, dropped, stories)
 
 
 class _AssignFn(beam.DoFn):
@@ -350,13 +342,9 @@ class _AssignFn(beam.DoFn):
         grouped = keyed[1]
         dups = {uid: (root, sig, story) for batch in grouped["dups"] for uid, root, sig, story in batch.items}
         roots = {uid: (n, story) for batch in grouped["roots"] for uid, n, story in batch.items}
-        # Only a near duplicate's own signature is read (its similarity to its canonical).
-        sig_of = {
-            uid: batch.sigs[i] for batch in grouped["sigs"] for i, uid in enumerate(batch.uids.tolist()) if uid in dups
-        }
         counts = collections.Counter()
         pending = [m.Pending.of(p) for p in grouped["articles"]]
-        for tag, record in assign(pending, sig_of, dups, roots, counts):
+        for tag, record in assign(pending, dups, roots, counts):
             yield record if tag == "articles" else beam.pvalue.TaggedOutput(tag, record)
         for name, n in counts.items():
             count(f"dedup.{name}", n)
@@ -380,16 +368,21 @@ class Dedup(beam.PTransform):
         edges = (collapsed["edges"], near) | "AllEdges" >> beam.Flatten()
         members = self._connected_components(edges)
         by_first = edges | "EdgesByFirst" >> beam.FlatMap(_edges_by_first).with_output_types(_keyed(m.Edges))
-        decided = self._decide(members, collapsed["keys"], collapsed["rep_sigs"], collapsed["fresh"], by_first)
+        decided = self._decide(members, collapsed["keys"], by_first)
+        signatures = (
+            {"fresh": collapsed["fresh"], "marks": decided["marks"]}
+            | "GroupSignatures" >> beam.CoGroupByKey()
+            | "StoredSignatures" >> beam.ParDo(_StoredSignatureFn(self._cfg)).with_output_types(Signature)
+        )
         assigned = (
-            {"articles": pending, "sigs": collapsed["sigs"], "dups": decided["dups"], "roots": decided["roots"]}
+            {"articles": pending, "dups": decided["dups"], "roots": decided["roots"]}
             | "GroupDocs" >> beam.CoGroupByKey()
             | "Assign" >> TaggedParDo(_AssignFn(), "duplicates", main="articles")
         )
         return {
             "articles": assigned["articles"],
             "duplicates": assigned["duplicates"],
-            "signatures": decided["signatures"],
+            "signatures": signatures,
             "rejects": rejects,
             "stored_stories": collapsed["stored"],
         }
@@ -404,7 +397,8 @@ class Dedup(beam.PTransform):
         )
 
     def _collapse(self, docs, history) -> dict:
-        """Per shard: signatures, exact-copy edges, the node table, LSH band members and every node's key."""
+        """Per shard: exact-copy edges, the node table, LSH band members, every node's key and signature, and this
+        run's representative articles with what their stored signatures need."""
         # One tick per shard and window, so that every shard's stored signatures take part even where this run
         # has no article of that shard. Made from the data, the ticks are in the data's windows.
         ticks = (
@@ -418,13 +412,11 @@ class Dedup(beam.PTransform):
             | "Collapse"
             >> TaggedParDo(
                 _CollapseFn(self._cfg),
-                *("sigs", "rep_sigs", "fresh", "edges", "bands", "keys", "stored"),
+                *("fresh", "edges", "bands", "keys", "stored"),
                 main="tables",
                 kwargs={"history": beam.pvalue.AsMultiMap(history)},
                 output_types={
                     "tables": _keyed(m.Table),
-                    "sigs": _keyed(m.Sigs),
-                    "rep_sigs": _keyed(m.Sigs),
                     "fresh": _keyed(m.Fresh),
                     "edges": m.Edges,
                     "bands": _keyed(m.BandMembers),
@@ -466,29 +458,24 @@ class Dedup(beam.PTransform):
             | "Components" >> beam.FlatMap(_components).with_output_types(_keyed(m.Members))
         )
 
-    def _decide(self, members, keys, rep_sigs, fresh, edges) -> dict:
-        """Each copy cluster's canonical member and story, each duplicate's decision with the canonical's
-        signature, and the stored signature of each canonical article of this run."""
-        wants = (
+    def _decide(self, members, keys, edges) -> dict:
+        """Each copy cluster's canonical member and story: each duplicate's decision, each canonical's duplicate
+        count and story, and what the stored signatures need of them."""
+        return (
             {"members": members, "keys": keys, "edges": edges}
             | "GroupMembers" >> beam.CoGroupByKey()
-            | "MemberKeys" >> beam.FlatMap(_member_keys).with_output_types(_keyed(m.ComponentKeys))
+            | "MemberKeys" >> beam.FlatMap(_member_keys, self._cfg.num_perm).with_output_types(_keyed(m.ComponentKeys))
             | "GroupComponents" >> beam.GroupByKey()
-            | "Canonical" >> beam.FlatMap(_canonical).with_output_types(_keyed(m.Wanted))
-        )
-        return (
-            {"reps": rep_sigs, "wants": wants, "fresh": fresh}
-            | "GroupCanonical" >> beam.CoGroupByKey()
-            | "CanonicalSignature"
+            | "Canonical"
             >> TaggedParDo(
-                _CanonicalFn(self._cfg),
+                _ChooseFn(),
                 "roots",
-                "signatures",
+                "marks",
                 main="dups",
                 output_types={
                     "dups": _keyed(m.Decisions),
                     "roots": _keyed(m.RootCounts),
-                    "signatures": Signature,
+                    "marks": _keyed(m.Wanted),
                 },
             )
         )
