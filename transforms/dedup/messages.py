@@ -199,15 +199,6 @@ class ComponentKeys(NamedTuple):
     edges: Edges
 
 
-class Wanted(NamedTuple):
-    """For one shard, what its stored signatures need of the canonical choices: (canonical uid, duplicate count,
-    story) of its canonical members in a component, and the uids of its articles that are duplicates (stored
-    signatures are for the others)."""
-
-    roots: list
-    dropped: list
-
-
 class Decisions(NamedTuple):
     """(duplicate uid, canonical key, estimated similarity to the canonical, story), routed to the duplicate's
     shard."""

@@ -352,12 +352,6 @@ def _batches(texts: Sequence[bytes], cfg: DedupConfig) -> list[tuple[int, int]]:
     return bounded_batches([len(t) for t in texts], len(texts), cfg.batch_bytes)
 
 
-def signatures_in_batches(texts: list[bytes], cfg: DedupConfig) -> np.ndarray:
-    """Signatures of many texts, a few at a time (_batches)."""
-    parts = [signatures(texts[lo:hi], cfg) for lo, hi in _batches(texts, cfg)]
-    return np.concatenate(parts) if parts else np.zeros((0, cfg.num_perm), np.uint16)
-
-
 def sketches(
     texts: Sequence[bytes], cfg: DedupConfig = _D, leads: Sequence[tuple[int, int]] | None = None
 ) -> tuple[np.ndarray, Profiles]:

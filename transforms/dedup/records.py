@@ -83,9 +83,9 @@ def assign(
 
 def stored_signatures(fresh: Fresh, dropped: set[int], stories: dict[int, int]) -> Iterator[Signature]:
     """The Signature of each article of `fresh` that is canonical (not in `dropped`, the shard's duplicates), as
-    later runs read it back (history.py). `stories`: uid ->
-    story of a canonical article in a component (any other starts its own, named by its article_id). The
-    article_id, content_hash and published_at come from the node key (keys.node_key)."""
+    later runs read it back (history.py). `stories`: uid -> story of a canonical article in a component (any other
+    starts its own, named by its article_id). The article_id, content_hash and published_at come from the node
+    key (keys.node_key)."""
     prof = fresh.prof
     for i, (uid, key) in enumerate(zip(fresh.uids.tolist(), fresh.keys, strict=True)):
         if uid in dropped:

@@ -284,7 +284,7 @@ def _member_keys(keyed, num_perm: int) -> Iterator[tuple[int, m.ComponentKeys]]:
 class _ChooseFn(beam.DoFn):
     """Per shard of components: copy clusters, their canonical member (smallest key) and story (threads.py). Each
     duplicate's decision, with its similarity to its canonical, goes to the duplicate's shard; each canonical's
-    duplicate count and story to its own, for its article and for its stored signature."""
+    duplicate count and story to its own (for its article, and for its stored signature)."""
 
     def process(self, keyed):
         members: dict[int, list] = collections.defaultdict(list)
@@ -301,7 +301,6 @@ class _ChooseFn(beam.DoFn):
                 edges[comp].append((a, b, kind))
         dups, roots = story_choices((members[c], edges.get(c, [])) for c in sorted(members))
         decisions: dict[int, list] = collections.defaultdict(list)
-        dropped: dict[int, list] = collections.defaultdict(list)
         for items in dups.values():
             if not items:
                 continue
@@ -310,17 +309,15 @@ class _ChooseFn(beam.DoFn):
             )
             for (uid, canonical, story), sim in zip(items, sims.tolist(), strict=True):
                 decisions[uid_shard(uid)].append((uid, canonical, sim, story))
-                dropped[uid_shard(uid)].append(uid)
         for shard in sorted(decisions):
             yield shard, m.Decisions(decisions[shard])
         for shard in sorted(roots):
             yield beam.pvalue.TaggedOutput("roots", (shard, m.RootCounts(roots[shard])))
-        for shard in sorted(roots.keys() | dropped.keys()):
-            yield beam.pvalue.TaggedOutput("marks", (shard, m.Wanted(roots.get(shard, []), dropped.get(shard, []))))
 
 
 class _StoredSignatureFn(beam.DoFn):
-    """Per shard: each canonical article of this run becomes its stored Signature."""
+    """Per shard: each article of this run that is no duplicate (no decision came for it) becomes its stored
+    Signature, with its story when it is the canonical member of a component."""
 
     def __init__(self, cfg: DedupConfig):
         self._cfg = cfg
@@ -330,8 +327,8 @@ class _StoredSignatureFn(beam.DoFn):
         if not grouped["fresh"]:
             return
         fresh = m.Fresh.concat(grouped["fresh"], self._cfg.num_perm)
-        dropped = {uid for marks in grouped["marks"] for uid in marks.dropped}
-        stories = {uid: story for marks in grouped["marks"] for uid, _, story in marks.roots}
+        dropped = {item[0] for batch in grouped["dups"] for item in batch.items}
+        stories = {uid: story for batch in grouped["roots"] for uid, _, story in batch.items}
         yield from stored_signatures(fresh, dropped, stories)
 
 
@@ -370,7 +367,7 @@ class Dedup(beam.PTransform):
         by_first = edges | "EdgesByFirst" >> beam.FlatMap(_edges_by_first).with_output_types(_keyed(m.Edges))
         decided = self._decide(members, collapsed["keys"], by_first)
         signatures = (
-            {"fresh": collapsed["fresh"], "marks": decided["marks"]}
+            {"fresh": collapsed["fresh"], "dups": decided["dups"], "roots": decided["roots"]}
             | "GroupSignatures" >> beam.CoGroupByKey()
             | "StoredSignatures" >> beam.ParDo(_StoredSignatureFn(self._cfg)).with_output_types(Signature)
         )
@@ -460,7 +457,7 @@ class Dedup(beam.PTransform):
 
     def _decide(self, members, keys, edges) -> dict:
         """Each copy cluster's canonical member and story: each duplicate's decision, each canonical's duplicate
-        count and story, and what the stored signatures need of them."""
+        count and story."""
         return (
             {"members": members, "keys": keys, "edges": edges}
             | "GroupMembers" >> beam.CoGroupByKey()
@@ -470,12 +467,7 @@ class Dedup(beam.PTransform):
             >> TaggedParDo(
                 _ChooseFn(),
                 "roots",
-                "marks",
                 main="dups",
-                output_types={
-                    "dups": _keyed(m.Decisions),
-                    "roots": _keyed(m.RootCounts),
-                    "marks": _keyed(m.Wanted),
-                },
+                output_types={"dups": _keyed(m.Decisions), "roots": _keyed(m.RootCounts)},
             )
         )
