@@ -97,8 +97,8 @@ class Nodes(NamedTuple):
 
 class Fresh(NamedTuple):
     """This run's representative articles of one shard (one per text) with what their stored signature needs:
-    keys, signatures and profiles (anchors included). They join the canonical choices, not the articles: the
-    largest join carries no signature."""
+    keys, signatures and profiles (anchors included). They join the components, not the articles: the largest
+    join carries no signature."""
 
     uids: np.ndarray
     keys: list
@@ -107,8 +107,12 @@ class Fresh(NamedTuple):
 
     @staticmethod
     def concat(batches: Sequence[Fresh], num_perm: int) -> Fresh:
-        """All rows of several batches."""
+        """All rows of several batches (a batch of no rows when there are none)."""
         return _concat(Fresh, batches, num_perm)
+
+    def take(self, rows: Sequence[int]) -> Fresh:
+        """The given rows, in that order."""
+        return Fresh(self.uids[rows], [self.keys[i] for i in rows], self.sigs[rows], self.prof.take(rows))
 
 
 class NodeKeys(NamedTuple):
@@ -189,14 +193,16 @@ class Members(NamedTuple):
 
 
 class ComponentKeys(NamedTuple):
-    """Components and the canonical-order key and signature of one member each, and the component's edges
-    (comp, a, b, kind) found on the members' shard, routed to the component's shard."""
+    """Components and the canonical-order key and signature of one member each, the component's edges
+    (comp, a, b, kind) found on the members' shard, and the members that are this run's representative articles
+    (for the stored signature of the canonical one), routed to the component's shard."""
 
     comps: np.ndarray
     keys: list
     sigs: np.ndarray
     edge_comps: np.ndarray
     edges: Edges
+    fresh: Fresh
 
 
 class Decisions(NamedTuple):

@@ -69,12 +69,20 @@ class _PrepareFn(beam.DoFn):
         lead, paragraph = lead_span(article.text, cfg.lead_line_words, cfg.max_lead_start, cfg.lead_max_words)
         shard = uid_shard(uid)
         yield shard, m.wire(m.Doc(uid, key, norm, lead, paragraph))
-        # The article itself waits for its decision in the last join: each text crosses one shuffle only.
+        # The article itself waits for its decision in the last shuffle: each text crosses one shuffle only.
         yield beam.pvalue.TaggedOutput("articles", (shard, m.wire(m.Pending(key, seal(article)))))
 
 
 def _ticks(_, shards: int) -> list[tuple[int, None]]:
     return [(shard, None) for shard in range(shards)]
+
+
+def _batches(multimap, shard: int) -> list:
+    """A side input's values for one shard: a lazy multimap on the FnApi runners, a dict elsewhere."""
+    try:
+        return list(multimap[shard])
+    except KeyError:
+        return []
 
 
 class _CollapseFn(beam.DoFn):
@@ -86,10 +94,7 @@ class _CollapseFn(beam.DoFn):
 
     def process(self, keyed, history):
         shard, grouped = keyed
-        try:
-            batches = list(history[shard])  # a lazy multimap on the FnApi runners, a dict elsewhere
-        except KeyError:
-            batches = []
+        batches = _batches(history, shard)
         if batches:
             # Stored articles per story, for the stories dataset (how much a story had before this run).
             stored = collections.Counter(
@@ -258,39 +263,57 @@ def _components(keyed) -> Iterator[tuple[int, m.Members]]:
 
 
 def _member_keys(keyed, num_perm: int) -> Iterator[tuple[int, m.ComponentKeys]]:
-    """Per shard: each clustered node brings its canonical-order key and signature, and each edge whose first node
-    is here its kind, to their component's shard."""
+    """Per shard: each clustered node brings its canonical-order key and signature, each edge whose first node is
+    here its kind, and each of this run's representative articles what its stored signature needs, to their
+    component's shard (an article in no component is its own, on its own shard)."""
     grouped = keyed[1]
-    if not grouped["members"]:
-        return
-    table = m.NodeKeys.concat(grouped["keys"], num_perm)
-    row_of = {u: i for i, u in enumerate(table.uids.tolist())}
-    nodes = np.concatenate([b.nodes for b in grouped["members"]])
-    comps = np.concatenate([b.roots for b in grouped["members"]])
+    members, edges = grouped["members"], grouped["edges"]
+    nodes = np.concatenate([np.zeros(0, np.uint64), *[b.nodes for b in members]])
+    comps = np.concatenate([np.zeros(0, np.uint64), *[b.roots for b in members]])
     comp_of = dict(zip(nodes.tolist(), comps.tolist(), strict=True))
-    edges = grouped["edges"]
+    table = m.NodeKeys.concat(grouped["keys"] if members else [], num_perm)
+    row_of = {u: i for i, u in enumerate(table.uids.tolist())}
     ea = np.concatenate([np.zeros(0, np.uint64), *[e.a for e in edges]])
     eb = np.concatenate([np.zeros(0, np.uint64), *[e.b for e in edges]])
     ek = np.concatenate([np.zeros(0, np.uint8), *[e.kind for e in edges]])
     ec = np.array([comp_of[u] for u in ea.tolist()], dtype=np.uint64)
+    fresh = m.Fresh.concat(grouped["fresh"], num_perm)
+    home = np.array([comp_of.get(u, u) for u in fresh.uids.tolist()], dtype=np.uint64)
+    node_sel, fresh_sel = dict(by_shard(shards_of(comps))), dict(by_shard(shards_of(home)))
     edge_shards = shards_of(ec)
-    for shard, sel in by_shard(shards_of(comps)):
+    for shard in sorted(node_sel.keys() | fresh_sel.keys()):
+        sel = node_sel.get(shard, [])
         at = edge_shards == shard
         rows = [row_of[u] for u in nodes[sel].tolist()]
-        keys = [table.keys[i] for i in rows]
-        yield shard, m.ComponentKeys(comps[sel], keys, table.sigs[rows], ec[at], m.Edges(ea[at], eb[at], ek[at]))
+        yield (
+            shard,
+            m.ComponentKeys(
+                comps[sel],
+                [table.keys[i] for i in rows],
+                table.sigs[rows],
+                ec[at],
+                m.Edges(ea[at], eb[at], ek[at]),
+                fresh.take(fresh_sel.get(shard, [])),
+            ),
+        )
 
 
 class _ChooseFn(beam.DoFn):
     """Per shard of components: copy clusters, their canonical member (smallest key) and story (threads.py). Each
     duplicate's decision, with its similarity to its canonical, goes to the duplicate's shard; each canonical's
-    duplicate count and story to its own (for its article, and for its stored signature)."""
+    duplicate count and story to its own (for its article); and each canonical representative article of this run
+    becomes its stored Signature, with its story."""
+
+    def __init__(self, cfg: DedupConfig):
+        self._cfg = cfg
 
     def process(self, keyed):
         members: dict[int, list] = collections.defaultdict(list)
         edges: dict[int, list] = collections.defaultdict(list)
         sig_of = {}
+        fresh = []
         for batch in keyed[1]:
+            fresh.append(batch.fresh)
             for comp, key, sig in zip(batch.comps.tolist(), batch.keys, batch.sigs, strict=True):
                 members[comp].append(key)
                 sig_of[key_uid(key)] = sig
@@ -313,34 +336,22 @@ class _ChooseFn(beam.DoFn):
             yield shard, m.Decisions(decisions[shard])
         for shard in sorted(roots):
             yield beam.pvalue.TaggedOutput("roots", (shard, m.RootCounts(roots[shard])))
-
-
-class _StoredSignatureFn(beam.DoFn):
-    """Per shard: each article of this run that is no duplicate (no decision came for it) becomes its stored
-    Signature, with its story when it is the canonical member of a component."""
-
-    def __init__(self, cfg: DedupConfig):
-        self._cfg = cfg
-
-    def process(self, keyed):
-        grouped = keyed[1]
-        if not grouped["fresh"]:
-            return
-        fresh = m.Fresh.concat(grouped["fresh"], self._cfg.num_perm)
-        dropped = {item[0] for batch in grouped["dups"] for item in batch.items}
-        stories = {uid: story for batch in grouped["roots"] for uid, _, story in batch.items}
-        yield from stored_signatures(fresh, dropped, stories)
+        dropped = {item[0] for items in dups.values() for item in items}
+        stories = {uid: story for items in roots.values() for uid, _, story in items}
+        for signature in stored_signatures(m.Fresh.concat(fresh, self._cfg.num_perm), dropped, stories):
+            yield beam.pvalue.TaggedOutput("signatures", signature)
 
 
 class _AssignFn(beam.DoFn):
-    """Per shard: every article becomes a canonical Article or a Duplicate of its cluster root."""
+    """Per shard: every article becomes a canonical Article or a Duplicate of its cluster root. The decisions come
+    as side inputs (small: one item per clustered article), so the articles cross one plain GroupByKey."""
 
-    def process(self, keyed):
-        grouped = keyed[1]
-        dups = {uid: (root, sig, story) for batch in grouped["dups"] for uid, root, sig, story in batch.items}
-        roots = {uid: (n, story) for batch in grouped["roots"] for uid, n, story in batch.items}
+    def process(self, keyed, dups, roots):
+        shard, articles = keyed
+        dups = {uid: (root, sig, story) for batch in _batches(dups, shard) for uid, root, sig, story in batch.items}
+        roots = {uid: (n, story) for batch in _batches(roots, shard) for uid, n, story in batch.items}
         counts = collections.Counter()
-        pending = [m.Pending.of(p) for p in grouped["articles"]]
+        pending = [m.Pending.of(p) for p in articles]
         for tag, record in assign(pending, dups, roots, counts):
             yield record if tag == "articles" else beam.pvalue.TaggedOutput(tag, record)
         for name, n in counts.items():
@@ -365,21 +376,19 @@ class Dedup(beam.PTransform):
         edges = (collapsed["edges"], near) | "AllEdges" >> beam.Flatten()
         members = self._connected_components(edges)
         by_first = edges | "EdgesByFirst" >> beam.FlatMap(_edges_by_first).with_output_types(_keyed(m.Edges))
-        decided = self._decide(members, collapsed["keys"], by_first)
-        signatures = (
-            {"fresh": collapsed["fresh"], "dups": decided["dups"], "roots": decided["roots"]}
-            | "GroupSignatures" >> beam.CoGroupByKey()
-            | "StoredSignatures" >> beam.ParDo(_StoredSignatureFn(self._cfg)).with_output_types(Signature)
-        )
+        decided = self._decide(members, collapsed["keys"], by_first, collapsed["fresh"])
+        # The decisions are few (one item per clustered article) and join as side inputs, read per shard: the
+        # articles then cross a plain GroupByKey, without the copy of every text a CoGroupByKey's Flatten makes.
+        decisions = {name: beam.pvalue.AsMultiMap(decided[name]) for name in ("dups", "roots")}
         assigned = (
-            {"articles": pending, "dups": decided["dups"], "roots": decided["roots"]}
-            | "GroupDocs" >> beam.CoGroupByKey()
-            | "Assign" >> TaggedParDo(_AssignFn(), "duplicates", main="articles")
+            pending
+            | "GroupDocs" >> beam.GroupByKey()
+            | "Assign" >> TaggedParDo(_AssignFn(), "duplicates", main="articles", kwargs=decisions)
         )
         return {
             "articles": assigned["articles"],
             "duplicates": assigned["duplicates"],
-            "signatures": signatures,
+            "signatures": decided["signatures"],
             "rejects": rejects,
             "stored_stories": collapsed["stored"],
         }
@@ -455,19 +464,20 @@ class Dedup(beam.PTransform):
             | "Components" >> beam.FlatMap(_components).with_output_types(_keyed(m.Members))
         )
 
-    def _decide(self, members, keys, edges) -> dict:
+    def _decide(self, members, keys, edges, fresh) -> dict:
         """Each copy cluster's canonical member and story: each duplicate's decision, each canonical's duplicate
-        count and story."""
+        count and story, and the stored signatures of this run's canonical articles."""
         return (
-            {"members": members, "keys": keys, "edges": edges}
+            {"members": members, "keys": keys, "edges": edges, "fresh": fresh}
             | "GroupMembers" >> beam.CoGroupByKey()
             | "MemberKeys" >> beam.FlatMap(_member_keys, self._cfg.num_perm).with_output_types(_keyed(m.ComponentKeys))
             | "GroupComponents" >> beam.GroupByKey()
             | "Canonical"
             >> TaggedParDo(
-                _ChooseFn(),
+                _ChooseFn(self._cfg),
                 "roots",
+                "signatures",
                 main="dups",
-                output_types={"dups": _keyed(m.Decisions), "roots": _keyed(m.RootCounts)},
+                output_types={"dups": _keyed(m.Decisions), "roots": _keyed(m.RootCounts), "signatures": Signature},
             )
         )
