@@ -118,10 +118,7 @@ class _CollapseFn(beam.DoFn):
         table = nodes.take(reps)
         fresh = [i for i, key in enumerate(table.keys) if key_is_new(key)]
         if fresh:
-            keys = [table.keys[i] for i in fresh]
-            yield beam.pvalue.TaggedOutput(
-                "fresh", (shard, m.Fresh(table.uids[fresh], keys, table.sigs[fresh], table.prof.take(fresh)))
-            )
+            yield beam.pvalue.TaggedOutput("fresh", (shard, m.Fresh(*table.take(fresh))))
         yield shard, m.Table(table.uids, table.sigs, table.prof.without_anchors())
         if not reps:
             return
@@ -271,7 +268,7 @@ def _member_keys(keyed, num_perm: int) -> Iterator[tuple[int, m.ComponentKeys]]:
     nodes = np.concatenate([np.zeros(0, np.uint64), *[b.nodes for b in members]])
     comps = np.concatenate([np.zeros(0, np.uint64), *[b.roots for b in members]])
     comp_of = dict(zip(nodes.tolist(), comps.tolist(), strict=True))
-    table = m.NodeKeys.concat(grouped["keys"] if members else [], num_perm)
+    table = m.NodeKeys.concat(grouped["keys"], num_perm)
     row_of = {u: i for i, u in enumerate(table.uids.tolist())}
     ea = np.concatenate([np.zeros(0, np.uint64), *[e.a for e in edges]])
     eb = np.concatenate([np.zeros(0, np.uint64), *[e.b for e in edges]])
