@@ -3,6 +3,7 @@
 Usage: python bench/dedup_quality.py [--generate-seed N] [--threshold T] [--shingle-size K] [--num-perm P]
                                      [--lsh-bands B]
        python bench/dedup_quality.py --threads dev|test|blind     (held-out story-thread sets, bench/make_threads.py)
+       python bench/dedup_quality.py --threads dev|test --seeds N (and N-1 more sets from the same articles)
 
 Runs the Dedup transform (offline DirectRunner) over tests/data/neardup/docs.jsonl (or a freshly generated
 variant set) and scores its clusters against the labels in pairs.csv: two documents are the same story iff both
@@ -125,6 +126,7 @@ def score_threads(docs: list[dict], pred: dict[str, tuple[str, str]], id_of: dic
     p, r, f1, fp, fn = prf(labels, lambda a, b: cluster[a] == cluster[b])
     return dict(
         copies=len(copies),
+        copies_merged=merged,
         copy_recall=merged / max(len(copies), 1),
         followups=len(follows),
         followups_merged=follow_merged,
@@ -140,28 +142,88 @@ def score_threads(docs: list[dict], pred: dict[str, tuple[str, str]], id_of: dic
     )
 
 
-def threads_main(split: str, cfg) -> None:
-    """Within one run, then across two days (day 1 stored, day 2 matched against it): the issue's targets."""
+def threads_main(split: str, cfg, seeds: int = 1) -> None:
+    """Within one run, then across two days (day 1 stored, day 2 matched against it): the issue's targets. With
+    `seeds` > 1, also sets built by make_threads from the same articles with the next seeds (other copies,
+    follow-ups and pairings; each set run on its own), and the targets over all of them: one set of ~50
+    follow-ups measures a linking rate only to within about +-8 points."""
+    totals: dict[str, dict] = {}
+    for n in range(seeds):
+        docs = load_threads(split) if n == 0 else _generate_threads(split, THREADS_SEED + n)
+        label = f"threads_{split}" + (f" seed {THREADS_SEED + n}" if seeds > 1 else "")
+        for name, s in _score_runs(docs, cfg, label).items():
+            acc = totals.setdefault(name, dict.fromkeys(_COUNTS, 0))
+            for key in _COUNTS:
+                acc[key] += s[key]
+    if seeds > 1:
+        print(f"threads_{split}, all {seeds} seeds ({THREADS_SEED}-{THREADS_SEED + seeds - 1}):")
+        for name, acc in totals.items():
+            _print_totals(name, acc)
+
+
+THREADS_SEED = 16  # make_threads' default: the stored sets
+# Counts that add up over sets (the rates are recomputed from them).
+_COUNTS = ("copies", "copies_merged", "followups", "followups_merged", "followups_linked", "negatives")
+_COUNTS += ("negatives_merged", "negatives_linked", "standalone", "standalone_merged")
+
+
+def _generate_threads(split: str, seed: int) -> list[dict]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import make_threads
+
+    return make_threads.build(make_threads.read_docs(make_threads.HELDOUT / make_threads.SOURCES[split]), seed, split)
+
+
+def _score_runs(docs: list[dict], cfg, label: str) -> dict[str, dict]:
+    """{"one run": scores, "two days": scores} of one thread set, printed."""
     import dataclasses
 
     from transforms.write import WriteConfig
 
-    docs = load_threads(split)
     articles = to_articles(docs)
     id_of = {d["id"]: a.article_id for d, a in zip(docs, articles, strict=True)}
-    print(f"threads_{split}: {len(docs)} documents; " + ", ".join(f"{k}={v}" for k, v in _kinds(docs).items()))
-    one = run_dedup(articles, cfg, stories=True)
-    _print_scores("one run", score_threads(docs, one, id_of))
+    print(f"{label}: {len(docs)} documents; " + ", ".join(f"{k}={v}" for k, v in _kinds(docs).items()))
+    out = {"one run": score_threads(docs, run_dedup(articles, cfg, stories=True), id_of)}
+    _print_scores("one run", out["one run"])
     day1 = dt.date(2026, 5, 4)
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
         first = [a for d, a in zip(docs, articles, strict=True) if d["day"] == 1]
         second = [a for d, a in zip(docs, articles, strict=True) if d["day"] == 2]
         now = dt.datetime(2026, 5, 6, tzinfo=dt.timezone.utc)
-        cfg1 = dataclasses.replace(cfg, output=out, run_date=day1)
-        pred = run_dedup(first, cfg1, stories=True, write_run=WriteConfig(out, day1, now))
-        cfg2 = dataclasses.replace(cfg, output=out, run_date=day1 + dt.timedelta(days=1))
+        cfg1 = dataclasses.replace(cfg, output=tmp, run_date=day1)
+        pred = run_dedup(first, cfg1, stories=True, write_run=WriteConfig(tmp, day1, now))
+        cfg2 = dataclasses.replace(cfg, output=tmp, run_date=day1 + dt.timedelta(days=1))
         pred.update(run_dedup(second, cfg2, stories=True))
-    _print_scores("two days", score_threads(docs, pred, id_of))
+    out["two days"] = score_threads(docs, pred, id_of)
+    _print_scores("two days", out["two days"])
+    return out
+
+
+def _ok(cond: bool) -> str:
+    return "ok" if cond else "MISSED"
+
+
+def _print_totals(name: str, acc: dict) -> None:
+    linked, n = acc["followups_linked"], acc["followups"]
+    recall = acc["copies_merged"] / max(acc["copies"], 1)
+    lo, hi = _wilson(linked, n)
+    print(
+        f"  {name}: copy recall {recall:.3f} of {acc['copies']} [{_ok(recall >= 0.99)} >= 0.99]; follow-ups merged "
+        f"{acc['followups_merged']}/{n} [{_ok(acc['followups_merged'] == 0)} = 0]; hard negatives merged "
+        f"{acc['negatives_merged']}/{acc['negatives']} [{_ok(acc['negatives_merged'] == 0)} = 0]; follow-ups linked "
+        f"{linked}/{n} ({linked / max(n, 1):.1%}, 95% interval {lo:.1%}-{hi:.1%}) [{_ok(linked >= 0.9 * n)} >= 90%]; "
+        "standalone merged "
+        f"{acc['standalone_merged']}/{acc['standalone']}; hard negatives linked {acc['negatives_linked']}"
+    )
+
+
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n."""
+    if not n:
+        return 0.0, 1.0
+    p = k / n
+    centre, half = p + z * z / (2 * n), z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
 
 
 def _kinds(docs: list[dict]) -> dict[str, int]:
@@ -172,13 +234,12 @@ def _kinds(docs: list[dict]) -> dict[str, int]:
 
 
 def _print_scores(name: str, s: dict) -> None:
-    ok = lambda cond: "ok" if cond else "MISSED"  # noqa: E731
     print(
-        f"  {name}: copy recall {s['copy_recall']:.3f} of {s['copies']} [{ok(s['copy_recall'] >= 0.99)} >= 0.99]; "
-        f"follow-ups merged {s['followups_merged']}/{s['followups']} [{ok(s['followups_merged'] == 0)} = 0]; "
-        f"hard negatives merged {s['negatives_merged']}/{s['negatives']} [{ok(s['negatives_merged'] == 0)} = 0]; "
+        f"  {name}: copy recall {s['copy_recall']:.3f} of {s['copies']} [{_ok(s['copy_recall'] >= 0.99)} >= 0.99]; "
+        f"follow-ups merged {s['followups_merged']}/{s['followups']} [{_ok(s['followups_merged'] == 0)} = 0]; "
+        f"hard negatives merged {s['negatives_merged']}/{s['negatives']} [{_ok(s['negatives_merged'] == 0)} = 0]; "
         f"follow-ups linked {s['followups_linked']}/{s['followups']} "
-        f"[{ok(s['followups_linked'] >= 0.9 * s['followups'])} >= 90%]"
+        f"[{_ok(s['followups_linked'] >= 0.9 * s['followups'])} >= 90%]"
     )
     print(
         f"    pairwise precision {s['precision']:.3f} recall {s['recall']:.3f} F1 {s['f1']:.3f}; standalone merged "
@@ -221,12 +282,21 @@ def main() -> None:
     ap.add_argument(
         "--threads", choices=("dev", "test", "blind"), help="score a held-out story-thread set instead (blind: once)"
     )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="with --threads dev|test: score this many sets, the stored one and the rest built from the same "
+        "articles with the next seeds, then the targets over all of them (the blind set is scored as stored)",
+    )
     args = ap.parse_args()
     cfg = DedupConfig(
         threshold=args.threshold, shingle_size=args.shingle_size, num_perm=args.num_perm, bands=args.lsh_bands
     )
     if args.threads:
-        threads_main(args.threads, cfg)
+        if args.seeds < 1 or (args.threads == "blind" and args.seeds != 1):
+            ap.error("--seeds must be at least 1, and 1 with --threads blind")
+        threads_main(args.threads, cfg, args.seeds)
         return
     docs, labels = load(args.generate_seed)
     articles = to_articles(docs)
