@@ -22,6 +22,7 @@ from pipelines import summary
 from pipelines.options import IngestOptions, RunConfig, UsageError, help_parser, to_config
 from pipelines.progress import Progress
 from pipelines.runners import pin_offline_runner, private_tempdir
+from pipelines.s3 import share_botocore_loader
 from schemas.elements import FileTally
 from transforms.chain import ArticleChain
 from transforms.dedup import check_history
@@ -258,6 +259,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     verbose = "--verbose" in argv
     _quiet_logging(verbose)
+    share_botocore_loader()
     started = time.monotonic()
     try:
         options, cfg = _configure(argv)

@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.report.io import read_report, write_report
 from pipelines.report.stats import ReportError, build_report, committed_runs, trends
+from pipelines.s3 import share_botocore_loader
 from transforms.write import MANIFESTS
 
 
@@ -92,6 +93,7 @@ def _use_filesystem_options(beam_args: list[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """`news-ingest report DIR [--run-date D | --last N]`; returns the exit code (2 for usage errors)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    share_botocore_loader()
     try:
         args, beam_args = _parser().parse_known_args(argv)
         _use_filesystem_options(beam_args)
