@@ -27,6 +27,7 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # make_neardup, make_threads
 DATA = ROOT / "tests" / "data" / "neardup"
 
 
@@ -37,7 +38,6 @@ def load(seed: int | None) -> tuple[list[dict], dict[tuple[str, str], int]]:
         with open(DATA / "pairs.csv", encoding="utf-8") as f:
             labels = {(r["a"], r["b"]): int(r["same"]) for r in csv.DictReader(f)}
         return docs, labels
-    sys.path.insert(0, str(ROOT / "bench"))
     import make_neardup
 
     docs = make_neardup.generate(seed)
@@ -168,7 +168,6 @@ _COUNTS += ("negatives_merged", "negatives_linked", "standalone", "standalone_me
 
 
 def _generate_threads(split: str, seed: int) -> list[dict]:
-    sys.path.insert(0, str(ROOT / "bench"))
     import make_threads
 
     return make_threads.build(make_threads.read_docs(make_threads.HELDOUT / make_threads.SOURCES[split]), seed, split)
@@ -204,16 +203,26 @@ def _ok(cond: bool) -> str:
 
 
 def _print_totals(name: str, acc: dict) -> None:
-    linked, n = acc["followups_linked"], acc["followups"]
-    recall = acc["copies_merged"] / max(acc["copies"], 1)
-    lo, hi = _wilson(linked, n)
+    s = dict(acc, copy_recall=acc["copies_merged"] / max(acc["copies"], 1))
     print(
-        f"  {name}: copy recall {recall:.3f} of {acc['copies']} [{_ok(recall >= 0.99)} >= 0.99]; follow-ups merged "
-        f"{acc['followups_merged']}/{n} [{_ok(acc['followups_merged'] == 0)} = 0]; hard negatives merged "
-        f"{acc['negatives_merged']}/{acc['negatives']} [{_ok(acc['negatives_merged'] == 0)} = 0]; follow-ups linked "
-        f"{linked}/{n} ({linked / max(n, 1):.1%}, 95% interval {lo:.1%}-{hi:.1%}) [{_ok(linked >= 0.9 * n)} >= 90%]; "
-        "standalone merged "
-        f"{acc['standalone_merged']}/{acc['standalone']}; hard negatives linked {acc['negatives_linked']}"
+        f"  {name}: {_targets(s, interval=True)}; standalone merged {s['standalone_merged']}/{s['standalone']}; "
+        f"hard negatives linked {s['negatives_linked']}"
+    )
+
+
+def _targets(s: dict, interval: bool = False) -> str:
+    """The issue's targets of one score dict, each with ok or MISSED (with `interval`, the linking rate's 95%
+    interval too)."""
+    linked, n = s["followups_linked"], s["followups"]
+    rate = ""
+    if interval:
+        lo, hi = _wilson(linked, n)
+        rate = f" ({linked / max(n, 1):.1%}, 95% interval {lo:.1%}-{hi:.1%})"
+    return (
+        f"copy recall {s['copy_recall']:.3f} of {s['copies']} [{_ok(s['copy_recall'] >= 0.99)} >= 0.99]; "
+        f"follow-ups merged {s['followups_merged']}/{n} [{_ok(s['followups_merged'] == 0)} = 0]; "
+        f"hard negatives merged {s['negatives_merged']}/{s['negatives']} [{_ok(s['negatives_merged'] == 0)} = 0]; "
+        f"follow-ups linked {linked}/{n}{rate} [{_ok(linked >= 0.9 * n)} >= 90%]"
     )
 
 
@@ -234,13 +243,7 @@ def _kinds(docs: list[dict]) -> dict[str, int]:
 
 
 def _print_scores(name: str, s: dict) -> None:
-    print(
-        f"  {name}: copy recall {s['copy_recall']:.3f} of {s['copies']} [{_ok(s['copy_recall'] >= 0.99)} >= 0.99]; "
-        f"follow-ups merged {s['followups_merged']}/{s['followups']} [{_ok(s['followups_merged'] == 0)} = 0]; "
-        f"hard negatives merged {s['negatives_merged']}/{s['negatives']} [{_ok(s['negatives_merged'] == 0)} = 0]; "
-        f"follow-ups linked {s['followups_linked']}/{s['followups']} "
-        f"[{_ok(s['followups_linked'] >= 0.9 * s['followups'])} >= 90%]"
-    )
+    print(f"  {name}: {_targets(s)}")
     print(
         f"    pairwise precision {s['precision']:.3f} recall {s['recall']:.3f} F1 {s['f1']:.3f}; standalone merged "
         f"{s['standalone_merged']}/{s['standalone']}; hard negatives linked to a story {s['negatives_linked']}"
