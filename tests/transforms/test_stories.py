@@ -346,6 +346,39 @@ def test_old_signature_files_are_read_as_before(tmp_path):
     _check_story_rows([copy], [("in/copy", "duplicate", "00000000000000aa", "00000000000000aa")], cfg)
 
 
+def test_stored_signatures_carry_each_rows_own_values_and_skip_duplicates():
+    """Each Signature's bytes are its own row's (signature, profile, anchors, lead), also for rows taken out of
+    order from a larger batch; a dropped row gets none; a row in no component is its own story."""
+    from transforms.dedup.keys import key_article_id
+    from transforms.dedup.messages import Fresh
+    from transforms.dedup.records import stored_signatures
+
+    bodies = [text(*ORIGINAL), _copy(), text(*sentences(7, 12)), text("Brief", *sentences(8, 3))]
+    arts = [_article(f"a{i}", body, i) for i, body in enumerate(bodies)]
+    norms = [normalize_text(a.text) for a in arts]
+    leads = [lead_span(a.text, CFG.lead_line_words, CFG.max_lead_start, CFG.lead_max_words) for a in arts]
+    sigs, prof = sketches(norms, CFG, leads)
+    uids = [make_uid(a.article_id, a.input_ref, str(i).zfill(16), CFG.shards) for i, a in enumerate(arts)]
+    keys = [
+        node_key(u, a.article_id, str(i).zfill(16), a.published_at, len(a.text), False)
+        for i, (u, a) in enumerate(zip(uids, arts, strict=True))
+    ]
+    rows = [3, 0, 2, 1]
+    fresh = Fresh(np.array(uids, np.uint64), keys, sigs, prof).take(rows)
+    story = int(arts[3].article_id, 16)
+    out = list(stored_signatures(fresh, {uids[2]}, {uids[0]: story}))
+    assert [s.article_id for s in out] == [arts[i].article_id for i in (3, 0, 1)]
+    for sig, i in zip(out, (3, 0, 1), strict=True):
+        assert sig.article_id == key_article_id(keys[i])
+        assert np.array_equal(np.frombuffer(sig.minhash, "<u2"), sigs[i])
+        assert np.array_equal(np.frombuffer(sig.profile, "<u4"), prof.item_row(i))
+        assert np.array_equal(np.frombuffer(sig.anchors, "<u8"), prof.anchor_row(i))
+        assert (sig.lead_start, sig.lead_length) == tuple(prof.lead[i].tolist())
+        assert sig.published_at == arts[i].published_at
+    assert prof.anchor_row(0).size and prof.item_row(3).size  # the rows compared above are not all empty
+    assert [s.story_id for s in out] == [arts[3].article_id, arts[3].article_id, arts[1].article_id]
+
+
 # --- the stories dataset --------------------------------------------------------------------------------------
 
 

@@ -97,8 +97,8 @@ class Nodes(NamedTuple):
 
 class Fresh(NamedTuple):
     """This run's representative articles of one shard (one per text) with what their stored signature needs:
-    keys, signatures and profiles (anchors included). They join the components, not the articles: the largest
-    join carries no signature."""
+    keys, signatures and profiles (anchors included). A side input of the articles' last step, read per shard:
+    no shuffle carries them."""
 
     uids: np.ndarray
     keys: list
@@ -193,16 +193,14 @@ class Members(NamedTuple):
 
 
 class ComponentKeys(NamedTuple):
-    """Components and the canonical-order key and signature of one member each, the component's edges
-    (comp, a, b, kind) found on the members' shard, and the members that are this run's representative articles
-    (for the stored signature of the canonical one), routed to the component's shard."""
+    """Components and the canonical-order key and signature of one member each, and the component's edges
+    (comp, a, b, kind) found on the members' shard, routed to the component's shard."""
 
     comps: np.ndarray
     keys: list
     sigs: np.ndarray
     edge_comps: np.ndarray
     edges: Edges
-    fresh: Fresh
 
 
 class Decisions(NamedTuple):

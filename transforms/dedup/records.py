@@ -8,7 +8,7 @@ import dataclasses
 import itertools
 import operator
 import pickle
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 
 from schemas.elements import Article, Duplicate, Signature
 from transforms.dedup.keys import key_article_id, key_content_hash, key_published, key_uid, same_text
@@ -81,25 +81,31 @@ def assign(
             yield "duplicates", _duplicate(key, copy, canonical, 1.0, "exact", story)
 
 
-def stored_signatures(fresh: Fresh, dropped: set[int], stories: dict[int, int]) -> Iterator[Signature]:
-    """The Signature of each article of `fresh` that is canonical (not in `dropped`, the shard's duplicates), as
+def stored_signatures(fresh: Fresh, dropped: Container[int], stories: dict[int, int]) -> Iterator[Signature]:
+    """The Signature of each article of `fresh` that is canonical (its uid not in `dropped`: duplicates), as
     later runs read it back (history.py). `stories`: uid -> story of a canonical article in a component (any other
     starts its own, named by its article_id). The article_id, content_hash and published_at come from the node
     key (keys.node_key)."""
     prof = fresh.prof
-    for i, (uid, key) in enumerate(zip(fresh.uids.tolist(), fresh.keys, strict=True)):
+    # Each column is laid out as little-endian bytes once, and a row's value is a slice of it.
+    sigs = fresh.sigs.astype("<u2").tobytes()
+    width = fresh.sigs.shape[1] * 2
+    items, i_off = prof.items.astype("<u4").tobytes(), (prof.i_off * 4).tolist()
+    anchors, a_off = prof.anchors.astype("<u8").tobytes(), (prof.a_off * 8).tolist()
+    for i, (uid, key, (start, length)) in enumerate(
+        zip(fresh.uids.tolist(), fresh.keys, prof.lead.tolist(), strict=True)
+    ):
         if uid in dropped:
             continue
         canonical = key_article_id(key)
-        start, length = prof.lead[i].tolist()
         yield Signature(
             canonical,
             key_content_hash(key),
-            fresh.sigs[i].astype("<u2").tobytes(),
+            sigs[i * width : (i + 1) * width],
             key_published(key),
             story_id=story_id(stories.get(uid, int(canonical, 16))),
-            profile=prof.item_row(i).astype("<u4").tobytes(),
-            anchors=prof.anchor_row(i).astype("<u8").tobytes(),
+            profile=items[i_off[i] : i_off[i + 1]],
+            anchors=anchors[a_off[i] : a_off[i + 1]],
             lead_start=start,
             lead_length=length,
         )

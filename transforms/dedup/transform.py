@@ -9,7 +9,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from schemas.elements import Article, Signature
+from schemas.elements import Article, Duplicate, Signature
 from transforms.common import REJECTS, TaggedParDo, count, reject, run_guarded
 from transforms.dedup import messages as m
 from transforms.dedup.components import bucket_pairs, shared_keys, star_roots, star_step, unique_pairs
@@ -260,13 +260,14 @@ def _components(keyed) -> Iterator[tuple[int, m.Members]]:
 
 
 def _member_keys(keyed, num_perm: int) -> Iterator[tuple[int, m.ComponentKeys]]:
-    """Per shard: each clustered node brings its canonical-order key and signature, each edge whose first node is
-    here its kind, and each of this run's representative articles what its stored signature needs, to their
-    component's shard (an article in no component is its own, on its own shard)."""
+    """Per shard: each clustered node brings its canonical-order key and signature, and each edge whose first node
+    is here its kind, to their component's shard."""
     grouped = keyed[1]
     members, edges = grouped["members"], grouped["edges"]
     nodes = np.concatenate([np.zeros(0, np.uint64), *[b.nodes for b in members]])
     comps = np.concatenate([np.zeros(0, np.uint64), *[b.roots for b in members]])
+    if not nodes.size:
+        return
     comp_of = dict(zip(nodes.tolist(), comps.tolist(), strict=True))
     table = m.NodeKeys.concat(grouped["keys"], num_perm)
     row_of = {u: i for i, u in enumerate(table.uids.tolist())}
@@ -274,12 +275,8 @@ def _member_keys(keyed, num_perm: int) -> Iterator[tuple[int, m.ComponentKeys]]:
     eb = np.concatenate([np.zeros(0, np.uint64), *[e.b for e in edges]])
     ek = np.concatenate([np.zeros(0, np.uint8), *[e.kind for e in edges]])
     ec = np.array([comp_of[u] for u in ea.tolist()], dtype=np.uint64)
-    fresh = m.Fresh.concat(grouped["fresh"], num_perm)
-    home = np.array([comp_of.get(u, u) for u in fresh.uids.tolist()], dtype=np.uint64)
-    node_sel, fresh_sel = dict(by_shard(shards_of(comps))), dict(by_shard(shards_of(home)))
     edge_shards = shards_of(ec)
-    for shard in sorted(node_sel.keys() | fresh_sel.keys()):
-        sel = node_sel.get(shard, [])
+    for shard, sel in by_shard(shards_of(comps)):
         at = edge_shards == shard
         rows = [row_of[u] for u in nodes[sel].tolist()]
         yield (
@@ -290,7 +287,6 @@ def _member_keys(keyed, num_perm: int) -> Iterator[tuple[int, m.ComponentKeys]]:
                 table.sigs[rows],
                 ec[at],
                 m.Edges(ea[at], eb[at], ek[at]),
-                fresh.take(fresh_sel.get(shard, [])),
             ),
         )
 
@@ -298,19 +294,13 @@ def _member_keys(keyed, num_perm: int) -> Iterator[tuple[int, m.ComponentKeys]]:
 class _ChooseFn(beam.DoFn):
     """Per shard of components: copy clusters, their canonical member (smallest key) and story (threads.py). Each
     duplicate's decision, with its similarity to its canonical, goes to the duplicate's shard; each canonical's
-    duplicate count and story to its own (for its article); and each canonical representative article of this run
-    becomes its stored Signature, with its story."""
-
-    def __init__(self, cfg: DedupConfig):
-        self._cfg = cfg
+    duplicate count and story to its own (for its article and its stored signature)."""
 
     def process(self, keyed):
         members: dict[int, list] = collections.defaultdict(list)
         edges: dict[int, list] = collections.defaultdict(list)
         sig_of = {}
-        fresh = []
         for batch in keyed[1]:
-            fresh.append(batch.fresh)
             for comp, key, sig in zip(batch.comps.tolist(), batch.keys, batch.sigs, strict=True):
                 members[comp].append(key)
                 sig_of[key_uid(key)] = sig
@@ -333,17 +323,18 @@ class _ChooseFn(beam.DoFn):
             yield shard, m.Decisions(decisions[shard])
         for shard in sorted(roots):
             yield beam.pvalue.TaggedOutput("roots", (shard, m.RootCounts(roots[shard])))
-        dropped = {item[0] for items in dups.values() for item in items}
-        stories = {uid: story for items in roots.values() for uid, _, story in items}
-        for signature in stored_signatures(m.Fresh.concat(fresh, self._cfg.num_perm), dropped, stories):
-            yield beam.pvalue.TaggedOutput("signatures", signature)
 
 
 class _AssignFn(beam.DoFn):
-    """Per shard: every article becomes a canonical Article or a Duplicate of its cluster root. The decisions come
-    as side inputs (small: one item per clustered article), so the articles cross one plain GroupByKey."""
+    """Per shard: every article becomes a canonical Article or a Duplicate of its cluster root, and each canonical
+    representative article of this run its stored Signature. The decisions and this run's representative
+    articles come as side inputs (small: one item per clustered article, one signature and profile per text), so
+    the articles cross one plain GroupByKey and the profiles cross no shuffle."""
 
-    def process(self, keyed, dups, roots):
+    def __init__(self, num_perm: int):
+        self._num_perm = num_perm
+
+    def process(self, keyed, dups, roots, fresh):
         shard, articles = keyed
         dups = {uid: (root, sig, story) for batch in _batches(dups, shard) for uid, root, sig, story in batch.items}
         roots = {uid: (n, story) for batch in _batches(roots, shard) for uid, n, story in batch.items}
@@ -353,6 +344,9 @@ class _AssignFn(beam.DoFn):
             yield record if tag == "articles" else beam.pvalue.TaggedOutput(tag, record)
         for name, n in counts.items():
             count(f"dedup.{name}", n)
+        stories = {uid: story for uid, (_, story) in roots.items()}
+        for signature in stored_signatures(m.Fresh.concat(_batches(fresh, shard), self._num_perm), dups, stories):
+            yield beam.pvalue.TaggedOutput("signatures", signature)
 
 
 class Dedup(beam.PTransform):
@@ -373,19 +367,29 @@ class Dedup(beam.PTransform):
         edges = (collapsed["edges"], near) | "AllEdges" >> beam.Flatten()
         members = self._connected_components(edges)
         by_first = edges | "EdgesByFirst" >> beam.FlatMap(_edges_by_first).with_output_types(_keyed(m.Edges))
-        decided = self._decide(members, collapsed["keys"], by_first, collapsed["fresh"])
-        # The decisions are few (one item per clustered article) and join as side inputs, read per shard: the
-        # articles then cross a plain GroupByKey, without the copy of every text a CoGroupByKey's Flatten makes.
-        decisions = {name: beam.pvalue.AsMultiMap(decided[name]) for name in ("dups", "roots")}
+        decided = self._decide(members, collapsed["keys"], by_first)
+        # The decisions (one item per clustered article) and this run's signatures and profiles (what the stored
+        # signatures need) are small next to the texts. They join as side inputs, read per shard: the articles then
+        # cross a plain GroupByKey, without the copy of every text a CoGroupByKey's Flatten makes, and the profiles
+        # cross no shuffle (carried through the components' steps, they cost the stage ~10% at 10k articles).
+        sides = {"dups": decided["dups"], "roots": decided["roots"], "fresh": collapsed["fresh"]}
         assigned = (
             pending
             | "GroupDocs" >> beam.GroupByKey()
-            | "Assign" >> TaggedParDo(_AssignFn(), "duplicates", main="articles", kwargs=decisions)
+            | "Assign"
+            >> TaggedParDo(
+                _AssignFn(self._cfg.num_perm),
+                "duplicates",
+                "signatures",
+                main="articles",
+                kwargs={name: beam.pvalue.AsMultiMap(side) for name, side in sides.items()},
+                output_types={"articles": Article, "duplicates": Duplicate, "signatures": Signature},
+            )
         )
         return {
             "articles": assigned["articles"],
             "duplicates": assigned["duplicates"],
-            "signatures": decided["signatures"],
+            "signatures": assigned["signatures"],
             "rejects": rejects,
             "stored_stories": collapsed["stored"],
         }
@@ -461,20 +465,19 @@ class Dedup(beam.PTransform):
             | "Components" >> beam.FlatMap(_components).with_output_types(_keyed(m.Members))
         )
 
-    def _decide(self, members, keys, edges, fresh) -> dict:
+    def _decide(self, members, keys, edges) -> dict:
         """Each copy cluster's canonical member and story: each duplicate's decision, each canonical's duplicate
-        count and story, and the stored signatures of this run's canonical articles."""
+        count and story."""
         return (
-            {"members": members, "keys": keys, "edges": edges, "fresh": fresh}
+            {"members": members, "keys": keys, "edges": edges}
             | "GroupMembers" >> beam.CoGroupByKey()
             | "MemberKeys" >> beam.FlatMap(_member_keys, self._cfg.num_perm).with_output_types(_keyed(m.ComponentKeys))
             | "GroupComponents" >> beam.GroupByKey()
             | "Canonical"
             >> TaggedParDo(
-                _ChooseFn(self._cfg),
+                _ChooseFn(),
                 "roots",
-                "signatures",
                 main="dups",
-                output_types={"dups": _keyed(m.Decisions), "roots": _keyed(m.RootCounts), "signatures": Signature},
+                output_types={"dups": _keyed(m.Decisions), "roots": _keyed(m.RootCounts)},
             )
         )
