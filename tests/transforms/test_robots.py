@@ -3,6 +3,7 @@
 import argparse
 import collections
 import datetime as dt
+import urllib.parse
 
 import apache_beam as beam
 import pytest
@@ -140,6 +141,33 @@ def test_a_disallowed_link_is_never_requested_and_crawl_delay_spaces_requests():
     assert hits["/robots.txt"] == 1
     # The clock stands still, so the second page waits the whole Crawl-delay (without robots.txt: no wait).
     assert sleeps == [5.0]
+
+
+def test_a_redirect_is_followed_only_where_the_targets_robots_txt_allows_it():
+    def outcome(link, result):
+        name = link.url.rsplit("/", 1)[1]
+        return beam.pvalue.TaggedOutput("rejects", (name, result.reason)) if isinstance(result, FetchError) else name
+
+    with FeedServer() as origin, FeedServer(robots="User-agent: *\nDisallow: /articles/ferry\n") as target:
+        away = lambda url: Link(f"{origin.base}/away?to={urllib.parse.quote(url, safe='')}")  # noqa: E731
+        links = [
+            away(f"{target.base}/articles/ferry-timetable.html"),  # to another origin, where robots.txt disallows it
+            away(f"{target.base}/articles/rail-budget.html"),  # to another origin, allowed there
+            away(f"{origin.base}/articles/wind-farm.html"),  # on the same origin, which has no robots.txt
+        ]
+        pages, tagged = _run_fetch(FetchLinksFn(_cfg(), outcome), [("127.0.0.1", links)])
+        target_hits = dict(target.hits)
+    assert sorted(p.rsplit("%2F", 1)[1] for p in pages) == ["rail-budget.html", "wind-farm.html"]
+    assert [(name.rsplit("%2F", 1)[1], reason) for name, reason in tagged["rejects"]] == [
+        ("ferry-timetable.html", "robots_disallowed")
+    ]
+    assert "/articles/ferry-timetable.html" not in target_hits
+    assert target_hits["/robots.txt"] == 1
+    # Without robots.txt rules, the same redirect is followed.
+    with FeedServer() as origin, FeedServer(robots="User-agent: *\nDisallow: /articles/ferry\n") as target:
+        links = [Link(f"{origin.base}/away?to={urllib.parse.quote(target.base + '/articles/ferry-timetable.html')}")]
+        pages, tagged = _run_fetch(FetchLinksFn(_cfg(obey_robots=False), outcome), [("127.0.0.1", links)])
+    assert len(pages) == 1 and not tagged["rejects"]
 
 
 def test_robots_500_disallows_the_host_and_404_allows_it():

@@ -81,15 +81,21 @@ class Fetcher:
         html_only: bool = True,
         accept: str = "text/html,application/xhtml+xml",
         validators: tuple[str | None, str | None] | None = None,
+        may_follow: Callable[[str], tuple[str, str] | None] | None = None,
     ) -> Page:
         """GET with redirects, retries and limits. Raises FetchError with a reason code.
 
         `validators` (ETag, Last-Modified) of an earlier fetch make the request conditional; a 304 answer is a
-        Page with status 304, an empty body and the validators it was asked with (or the new ones it sent)."""
+        Page with status 304, an empty body and the validators it was asked with (or the new ones it sent).
+        `may_follow(target)` is asked before each redirect is followed: None lets it through, a (reason, detail)
+        ends the fetch with that error (robots.txt rules hold wherever a redirect leads)."""
         with running(self._cfg.total_timeout_s) as watch:
-            return self._get(url, time.monotonic() + self._cfg.total_timeout_s, watch, html_only, accept, validators)
+            deadline = time.monotonic() + self._cfg.total_timeout_s
+            return self._get(url, deadline, watch, html_only, accept, validators, may_follow)
 
-    def _get(self, url: str, deadline: float, watch: Deadline, html_only: bool, accept: str, validators) -> Page:
+    def _get(
+        self, url: str, deadline: float, watch: Deadline, html_only: bool, accept: str, validators, may_follow
+    ) -> Page:
         cfg = self._cfg
         headers = {"Accept": accept}
         etag, modified = validators or (None, None)
@@ -111,6 +117,10 @@ class Fetcher:
                     if target in seen:
                         raise FetchError("too_many_redirects", f"redirect loop at hop {hop + 1}: {target}")
                     seen.add(target)
+                    verdict = may_follow(target) if may_follow is not None else None
+                    if verdict is not None:
+                        reason, detail = verdict
+                        raise FetchError(reason, f"redirected to {target[:200]}: {detail}")
                     current = target
                     continue
                 new_etag, new_modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")

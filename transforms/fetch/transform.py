@@ -60,10 +60,11 @@ class FetchLinksFn(beam.DoFn):
     TaggedOutput). Results are emitted from process() as they complete, so memory holds about one page per
     request in flight, and never from finish_bundle(), whose output Beam's DaskRunner drops.
 
-    With `cfg.obey_robots`, a link robots.txt disallows is never requested (a `robots_disallowed` error), and a
-    host's Crawl-delay spaces its requests. `validators` ({url: (ETag, Last-Modified)}) make fetches conditional:
-    a 304 answer is counted in `fetch.unchanged` and not passed to `to_output`. With `state_tag`, every page
-    answered (200 or 304) also goes out on that tag as a FetchState.
+    With `cfg.obey_robots`, a link robots.txt disallows is never requested (a `robots_disallowed` error), nor is
+    a redirect followed to a URL its own origin's robots.txt disallows; a host's Crawl-delay spaces its requests.
+    `validators` ({url: (ETag, Last-Modified)}) make fetches conditional: a 304 answer is counted in
+    `fetch.unchanged` and not passed to `to_output`. With `state_tag`, every page answered (200 or 304) also goes
+    out on that tag as a FetchState.
     """
 
     def __init__(
@@ -114,7 +115,12 @@ class FetchLinksFn(beam.DoFn):
                     return FetchError(*verdict)
                 gate.set_delay(max(self._cfg.per_host_delay_s, self._robots.delay(link.url)))
             with gate:
-                return self._fetcher.get(link.url, html_only=self._html_only, validators=self._validators.get(link.url))
+                return self._fetcher.get(
+                    link.url,
+                    html_only=self._html_only,
+                    validators=self._validators.get(link.url),
+                    may_follow=self._robots.verdict if self._robots is not None else None,
+                )
         except FetchError as e:
             return e
 

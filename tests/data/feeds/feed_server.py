@@ -10,6 +10,7 @@ import random
 import re
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -244,6 +245,10 @@ class FeedServer:
             h.end_headers()
             h.close_connection = True
             return None
+        if path == "/away":
+            # A redirect to wherever the query's `to` says (another origin, or a path of this one).
+            target = urllib.parse.parse_qs(h.path.split("?", 1)[1])["to"][0]
+            return self._send(h, 302, b"", None, {"Location": target})
         if path == "/to-private":
             return self._send(h, 302, b"", None, {"Location": "http://10.0.0.1/internal"})
         if path == "/to-file":
