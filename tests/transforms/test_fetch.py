@@ -237,6 +237,46 @@ def test_the_checked_address_is_the_one_connected_to(server, monkeypatch, no_out
     assert no_outside_connections == ["127.0.0.1"]
 
 
+@pytest.mark.parametrize("allow_private_hosts", [False, True])
+def test_a_resolver_that_does_not_answer_times_out_within_the_connect_timeout(monkeypatch, allow_private_hosts):
+    answered = threading.Event()
+
+    def silent(host, port, *args, **kwargs):
+        answered.wait(10)  # a resolver retrying for longer than any fetch may take
+        raise socket.gaierror(socket.EAI_AGAIN, "temporary failure")
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as e:
+            Fetcher(FetchConfig(**{**FAST, "connect_timeout_s": 0.5, "allow_private_hosts": allow_private_hosts})).get(
+                "http://slow-dns.example/story"
+            )
+    finally:
+        answered.set()
+    assert e.value.reason == "timeout", e.value
+    assert time.monotonic() - started < 3.0  # one connect timeout, not the resolver's 10 s
+
+
+def test_an_address_that_refuses_gives_way_to_the_next_one(server, monkeypatch):
+    """Like a host whose IPv6 address is unreachable from here: its next address is tried, and only checked ones."""
+    real = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if host == "two.example":
+            # 127.0.0.2 is loopback too, but nothing listens there: the connection is refused at once.
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ("127.0.0.2", "127.0.0.1")]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    real_public = guard.is_public_address
+    monkeypatch.setattr(guard, "is_public_address", lambda a: a in ("127.0.0.1", "127.0.0.2") or real_public(a))
+    page = Fetcher(FetchConfig(**{**FAST, "retries": 0})).get(
+        f"http://two.example:{server.port}/articles/rail-budget.html"
+    )
+    assert "rail" in page.text()
+
+
 @pytest.mark.parametrize(
     "address, public",
     [

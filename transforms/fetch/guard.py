@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import urllib.parse
 
 import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from transforms.fetch.config import FetchError
 from transforms.fetch.deadline import watched
@@ -43,48 +44,88 @@ class BlockedAddress(NewConnectionError):
     """Raised instead of connecting when a host resolves to a non-public address."""
 
 
-def _guarded(base):
-    class Guarded(base):
-        """Resolves, refuses non-public addresses, then connects to the checked address itself.
+def resolve(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses `host` resolves to, waited for at most `timeout` seconds (TimeoutError after that).
 
-        Connecting to the address that was checked (not resolving again) closes the DNS-rebinding gap.
-        """
+    getaddrinfo cannot be interrupted and no socket timeout bounds it: a resolver that does not answer holds the
+    caller for its own retries, often 30 s and more. So it runs on a daemon thread, left to finish on its own."""
+    literal = host.strip("[]")
+    try:
+        ipaddress.ip_address(literal.split("%", 1)[0])
+        return [literal]  # an address already: nothing to wait for
+    except ValueError:
+        pass
+    answer: list = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.append([info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)])
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, which raises it
+            answer.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name="fetch-dns", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"no DNS answer for {host} within {timeout:g}s")
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    return list(dict.fromkeys(answer[0]))
+
+
+def _resolving(base, public_only: bool):
+    class Resolving(base):
+        """Resolves within the connect timeout, then connects to each address in turn until one answers.
+
+        With `public_only`, any non-public address refuses the host, and the socket goes to an address that was
+        checked (not resolved again), which closes the DNS-rebinding gap."""
 
         def _new_conn(self):
+            timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
             try:
-                infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+                addresses = resolve(self._dns_host, self.port, timeout)
             except socket.gaierror as e:
                 raise NameResolutionError(self.host, self, e) from e
-            addresses = [info[4][0] for info in infos]
-            blocked = [a for a in addresses if not is_public_address(a)]
+            except TimeoutError as e:
+                raise ConnectTimeoutError(self, f"{e} (connect timeout={timeout})") from e
+            blocked = [a for a in addresses if not is_public_address(a)] if public_only else []
             if blocked or not addresses:
                 shown = blocked[0] if blocked else "(none)"
                 raise BlockedAddress(self, f"{self.host} resolves to non-public address {shown}")
             original = self._dns_host
-            self._dns_host = addresses[0]
             try:
+                # Like socket.create_connection: an address that refuses (an IPv6 one on a host without IPv6
+                # routes) gives way to the next; a timeout does not, so the wait stays one connect timeout.
+                for address in addresses[:-1]:
+                    self._dns_host = address
+                    try:
+                        return super()._new_conn()
+                    except NewConnectionError:
+                        continue
+                self._dns_host = addresses[-1]
                 return super()._new_conn()
             finally:
                 self._dns_host = original
 
-    Guarded.__name__ = f"Guarded{base.__name__}"
-    return Guarded
+    Resolving.__name__ = f"{'Guarded' if public_only else 'Resolving'}{base.__name__}"
+    return Resolving
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = watched(HTTPConnection)
+    ConnectionCls = _resolving(watched(HTTPConnection), public_only=False)
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = watched(HTTPSConnection)
+    ConnectionCls = _resolving(watched(HTTPSConnection), public_only=False)
 
 
 class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _guarded(watched(HTTPConnection))
+    ConnectionCls = _resolving(watched(HTTPConnection), public_only=True)
 
 
 class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _guarded(watched(HTTPSConnection))
+    ConnectionCls = _resolving(watched(HTTPSConnection), public_only=True)
 
 
 class Adapter(requests.adapters.HTTPAdapter):
